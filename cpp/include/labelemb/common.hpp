@@ -1,0 +1,84 @@
+// Shared helpers for the labelemb kernels: argument checks, thread counts, and a
+// way to carry an exception out of an OpenMP region. No Python types here.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// Throws std::invalid_argument (ValueError in Python) when `cond` is false.
+#define LABELEMB_CHECK(cond, msg)                       \
+    do {                                                \
+        if (!(cond)) {                                  \
+            std::ostringstream labelemb_oss_;           \
+            labelemb_oss_ << msg;                       \
+            throw std::invalid_argument(labelemb_oss_.str()); \
+        }                                               \
+    } while (0)
+
+namespace labelemb {
+
+inline bool openmp_enabled() {
+#ifdef _OPENMP
+    return true;
+#else
+    return false;
+#endif
+}
+
+inline int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+// 0 means "all cores"; anything else is taken as given (at least 1).
+inline int resolve_threads(int num_threads) {
+    if (num_threads <= 0) return max_threads();
+    return num_threads;
+}
+
+inline int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// Keeps the first exception thrown inside a parallel region so it can be
+// rethrown after the region ends (an exception may not cross an OpenMP boundary).
+class ExceptionGuard {
+public:
+    template <class F>
+    void run(F&& f) noexcept {
+        if (failed_) return;
+        try {
+            f();
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (!ptr_) ptr_ = std::current_exception();
+            failed_ = true;
+        }
+    }
+    bool failed() const { return failed_; }
+    void rethrow() {
+        if (ptr_) std::rethrow_exception(ptr_);
+    }
+
+private:
+    std::mutex mu_;
+    std::exception_ptr ptr_;
+    volatile bool failed_ = false;
+};
+
+}  // namespace labelemb

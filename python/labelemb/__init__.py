@@ -1,0 +1,49 @@
+"""labelemb: information-theoretic label embeddings for massively multi-label classification.
+
+The data flow, one public function per arrow::
+
+    label sets --cooccurrence--> counts --pmi_matrix--> PMI --randomized_eigh--> vectors
+    (fit_embeddings does all three) --encode--> targets --train--> predictions --decode/topk--> labels
+
+Importing labelemb never imports torch; the training loop lives in ``labelemb.torch``.
+"""
+
+from __future__ import annotations
+
+from . import _blas, _core
+from ._version import __version__
+from .cooccurrence import Cooccurrence, cooccurrence
+from .pmi import pmi_matrix
+from .synthetic import make_topic_labels
+
+_blas.register(_core)
+
+__all__ = [
+    "Cooccurrence",
+    "__version__",
+    "cooccurrence",
+    "make_topic_labels",
+    "pmi_matrix",
+    "show_config",
+]
+
+
+def show_config(file=None) -> dict:
+    """Print (and return) how labelemb was built and what it runs on: the compiler, OpenMP
+    and its thread count, and the BLAS/LAPACK it calls."""
+    import sys
+
+    cfg = dict(_core.config())
+    blas = _blas.info()
+    cfg["version"] = __version__
+    cfg["blas"] = blas.get("name", "not registered")
+    cfg["blas_thread_control"] = bool(blas.get("thread_control"))
+    out = file if file is not None else sys.stdout
+    print(f"labelemb {cfg['version']}", file=out)
+    print(f"  compiler:     {cfg['compiler']}", file=out)
+    print(f"  OpenMP:       {'on' if cfg['openmp'] else 'off'} "
+          f"(max threads {cfg['max_threads']})", file=out)
+    print(f"  BLAS/LAPACK:  {cfg['blas']}", file=out)
+    print(f"  BLAS threads: {'per-thread control' if cfg['blas_thread_control'] else 'global'}",
+          file=out)
+    return cfg
