@@ -28,7 +28,9 @@ class TopicData:
 
 
 def _csr_unique(rows: np.ndarray, cols: np.ndarray, n: int, m: int) -> sp.csr_matrix:
-    key = np.unique(rows.astype(np.int64) * m + cols)
+    key = np.sort(rows.astype(np.int64) * m + cols)
+    if len(key):
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
     r, c = np.divmod(key, m)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
@@ -37,7 +39,7 @@ def _csr_unique(rows: np.ndarray, cols: np.ndarray, n: int, m: int) -> sp.csr_ma
                          shape=(n, m))
 
 
-def make_topic_labels(n_samples: int, n_labels: int, *, labels_per_sample: float = 6.0,
+def make_topic_labels(n_samples: int, n_labels: int, *, labels_per_sample: float = 7.5,
                       n_topics: int | None = None, zipf: float = 1.0, noise: float = 0.1,
                       n_features: int = 0, feature_noise: float = 1.0,
                       seed: int = 0) -> TopicData:
@@ -46,9 +48,9 @@ def make_topic_labels(n_samples: int, n_labels: int, *, labels_per_sample: float
     Parameters
     ----------
     n_samples, n_labels : int
-    labels_per_sample : float, default 6.0
+    labels_per_sample : float, default 7.5
         Mean number of label draws per sample (repeated draws collapse, so the mean
-        number of distinct labels is a little lower).
+        number of distinct labels is a little lower: about 6 with the defaults).
     n_topics : int, optional
         Defaults to ``max(4, n_labels // 50)``.
     zipf : float, default 1.0
