@@ -95,7 +95,8 @@ def compare(title: str, funcs: Dict[str, Callable], repeats: int = 3, baseline: 
     with open(os.path.join(RESULTS, f"{bench_size()}_{tag}.json"), "w") as f:
         json.dump({"title": title, "size": bench_size(), "machine": machine(),
                    "median_seconds": med, "samples": samples, "extra": extra or {},
-                   "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}},
+                   "env": {k: os.environ.get(k)
+                           for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}},
                   f, indent=1, default=float)
     return med
 

@@ -3,7 +3,8 @@
 The data flow, one public function per arrow::
 
     label sets --cooccurrence--> counts --pmi_matrix--> PMI --randomized_eigh--> vectors
-    (fit_embeddings does all three) --encode--> targets --train--> predictions --decode/topk--> labels
+    (fit_embeddings does all three) --encode--> targets --train--> predictions
+    --decode/topk--> labels --metrics--> scores
 
 Importing labelemb never imports torch; the training loop lives in ``labelemb.torch``.
 """
@@ -12,18 +13,21 @@ from __future__ import annotations
 
 from . import _blas, _core
 from ._version import __version__
-from .cooccurrence import Cooccurrence, cooccurrence
+from .cooccurrence import Cooccurrence, MemoryBudgetError, cooccurrence
 from .pmi import pmi_matrix
+from .streaming import read_labels
 from .synthetic import make_topic_labels
 
 _blas.register(_core)
 
 __all__ = [
     "Cooccurrence",
+    "MemoryBudgetError",
     "__version__",
     "cooccurrence",
     "make_topic_labels",
     "pmi_matrix",
+    "read_labels",
     "show_config",
 ]
 

@@ -39,7 +39,8 @@ class LabelBatch:
 
     def to_csr(self) -> sp.csr_matrix:
         data = np.ones(len(self.indices), dtype=np.float32)
-        return sp.csr_matrix((data, self.indices, self.indptr), shape=(self.n_samples, self.n_labels))
+        return sp.csr_matrix((data, self.indices, self.indptr),
+                             shape=(self.n_samples, self.n_labels))
 
 
 def _index_dtype(n_labels: int):
@@ -136,6 +137,9 @@ def _from_sets(sets: Sequence, n_labels, name: str, vocab: Optional[dict] = None
                 "be integer ids (not floats or bools) or names (strings)"
             )
     if names:
+        if n_labels is not None:
+            raise ValueError(f"{name} holds label names, which build their own vocabulary; "
+                             "n_labels applies to integer ids only (leave it as None)")
         arr = np.asarray(flat, dtype=str)
         if vocab is None:
             uniq, inv = np.unique(arr, return_inverse=True)
@@ -205,10 +209,15 @@ def iter_batches(labels, n_labels=None, name: str = "labels"):
         return
     vocab: Optional[dict] = None
     kind = None
+    first_L = 0
     seen_any = False
     for k, chunk in enumerate(labels):
         cname = f"{name} (chunk {k})"
-        if sp.issparse(chunk) or (isinstance(chunk, np.ndarray) and chunk.ndim == 2
+        if isinstance(chunk, LabelBatch):  # ids already in CSR form (file readers)
+            this_kind = "ids"
+            batch = LabelBatch(chunk.indptr, chunk.indices,
+                               _check_n_labels(n_labels, chunk.n_labels, cname))
+        elif sp.issparse(chunk) or (isinstance(chunk, np.ndarray) and chunk.ndim == 2
                                   and chunk.dtype != object):
             this_kind = "matrix"
             batch = _one_batch(chunk, n_labels, cname)

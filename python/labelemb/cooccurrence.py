@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -61,7 +62,7 @@ class Cooccurrence:
         full.sort_indices()
         return full
 
-    def __add__(self, other: "Cooccurrence") -> "Cooccurrence":
+    def __add__(self, other: Cooccurrence) -> Cooccurrence:
         if not isinstance(other, Cooccurrence):
             return NotImplemented
         if self.n_labels != other.n_labels:
@@ -79,7 +80,7 @@ class Cooccurrence:
         return Cooccurrence(self.n_samples + other.n_samples,
                             self.label_counts + other.label_counts, pairs, self.label_names)
 
-    def _resized(self, n_labels: int) -> "Cooccurrence":
+    def _resized(self, n_labels: int) -> Cooccurrence:
         """The same counts in a larger label space (new labels have no occurrences)."""
         if n_labels == self.n_labels:
             return self
@@ -90,7 +91,7 @@ class Cooccurrence:
         counts[: self.n_labels] = self.label_counts
         return Cooccurrence(self.n_samples, counts, pairs)
 
-    def _permuted(self, new_id: np.ndarray, label_names) -> "Cooccurrence":
+    def _permuted(self, new_id: np.ndarray, label_names) -> Cooccurrence:
         """Relabel: old label i becomes ``new_id[i]``."""
         L = self.n_labels
         coo = self.pairs.tocoo()
@@ -128,6 +129,28 @@ class Cooccurrence:
                 f"n_pairs={self.n_pairs})")
 
 
+def combine(a: Cooccurrence, b: Cooccurrence) -> Cooccurrence:
+    """Sum two partial counts whose label spaces may differ in size (ids: the smaller is
+    padded) or in vocabulary (names: both are mapped onto the sorted union)."""
+    if (a.label_names is None) != (b.label_names is None):
+        raise ValueError("cannot combine counts over label names with counts over label ids")
+    if a.label_names is None:
+        L = max(a.n_labels, b.n_labels)
+        return a._resized(L) + b._resized(L)
+    if a.label_names == b.label_names:
+        return a + b
+    names = sorted(set(a.label_names) | set(b.label_names))
+    pos = {x: i for i, x in enumerate(names)}
+    out = []
+    for part in (a, b):
+        new_id = np.fromiter((pos[x] for x in part.label_names), dtype=np.int64,
+                             count=part.n_labels)
+        grown = part._resized(len(names))
+        new_id = np.concatenate([new_id, np.setdiff1d(np.arange(len(names)), new_id)])
+        out.append(grown._permuted(new_id, names))
+    return out[0] + out[1]
+
+
 def _check_threads(num_threads) -> int:
     if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
         raise TypeError(f"num_threads must be an int (0 = all cores), got {num_threads!r}")
@@ -146,7 +169,42 @@ def _count_batch(batch, num_threads: int) -> Cooccurrence:
     return Cooccurrence(batch.n_samples, counts, pairs, names)
 
 
-def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0) -> Cooccurrence:
+class MemoryBudgetError(MemoryError, ValueError):
+    """Counting would need more memory than ``max_memory`` allows."""
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (Linux MemAvailable, else total)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 1 << 34
+
+
+def estimate_memory(batch, n_pairs_so_far: int = 0) -> int:
+    """Upper bound (bytes) of what counting ``batch`` needs, from its per-sample label counts.
+
+    Distinct pairs are at most ``min(sum_s k_s (k_s - 1) / 2, L (L - 1) / 2)``; each costs an
+    index and an int64 count, and summing into earlier chunks holds both sums at once.
+    """
+    k = np.diff(batch.indptr).astype(np.float64)
+    L = float(batch.n_labels)
+    pairs = min(float(np.sum(k * (k - 1) / 2)), L * (L - 1) / 2)
+    itemsize = batch.indices.itemsize + 8
+    index = len(batch.indices) * 4 + (L + 1) * 8 + 16 * L * max(1, os.cpu_count() or 1)
+    merged = 2 * n_pairs_so_far * itemsize if n_pairs_so_far else 0
+    return int(pairs * itemsize + index + merged)
+
+
+def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0,
+                 max_memory: Optional[int] = None) -> Cooccurrence:
     """Count labels and label pairs.
 
     Parameters
@@ -163,6 +221,11 @@ def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0
         pad matrix chunks. Must not be smaller.
     num_threads : int, default 0
         Threads for the kernel; 0 uses all cores.
+    max_memory : int, optional
+        Bytes the counts may take. Before each chunk is counted, an upper bound of its
+        needs (from the number of labels per sample and L) is checked against it, so an
+        input too big for the machine fails with :class:`MemoryBudgetError` instead of
+        an out-of-memory kill. Default: 80% of the memory available at call time.
 
     Returns
     -------
@@ -180,9 +243,23 @@ def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0
     num_threads = _check_threads(num_threads)
     if isinstance(labels, Cooccurrence):
         return labels
+    if max_memory is not None and (isinstance(max_memory, bool) or not
+                                   isinstance(max_memory, numbers.Real) or max_memory <= 0):
+        raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
+    budget = int(max_memory) if max_memory is not None else int(0.8 * available_memory())
     total: Optional[Cooccurrence] = None
     vocab = None
-    for batch, vocab in iter_batches(labels, n_labels):
+    for batch, batch_vocab in iter_batches(labels, n_labels):
+        vocab = batch_vocab
+        need = estimate_memory(batch, 0 if total is None else total.n_pairs)
+        if need > budget:
+            raise MemoryBudgetError(
+                f"counting these labels may need up to {need / 2**30:.2f} GiB, over max_memory="
+                f"{budget / 2**30:.2f} GiB. Stream the input in smaller chunks (an iterator, or "
+                "labelemb.read_labels(..., chunk_size=...)), cap the label space (keep the most "
+                "frequent labels), raise max_memory, or count on a cluster with "
+                "labelemb.dask.cooccurrence. (min_count in pmi_matrix/fit_embeddings then prunes "
+                "rare pairs.)")
         part = _count_batch(batch, num_threads)
         if total is None:
             total = part

@@ -1,0 +1,132 @@
+"""Counting label co-occurrence on a Dask cluster (extra ``dask``).
+
+The C++ kernel runs on each partition, on the workers; the partial counts (plain numpy
+arrays inside a :class:`~labelemb.Cooccurrence`, which pickles compactly) are summed in
+a tree and come back as one ``Cooccurrence``, the same object the in-process path
+returns. No native object crosses a process boundary.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Optional
+
+from .cooccurrence import Cooccurrence, combine
+from .cooccurrence import cooccurrence as _count
+
+
+def _count_partition(part, n_labels, num_threads) -> Cooccurrence:
+    if hasattr(part, "tolist") and not hasattr(part, "indptr"):  # pandas Series of lists
+        part = [list(x) if x is not None else [] for x in part.tolist()]
+    elif hasattr(part, "columns"):  # a pandas DataFrame: its first column holds the lists
+        part = [list(x) if x is not None else [] for x in part.iloc[:, 0].tolist()]
+    if isinstance(part, list) and part and isinstance(part[0], str):
+        raise TypeError("a partition holds strings where label lists were expected (dask may "
+                        "have converted a list column to strings: set "
+                        "dask.config.set({'dataframe.convert-string': False}))")
+    if isinstance(part, (list, tuple)) and len(part) == 0:
+        return None
+    return _count(part, n_labels=n_labels, num_threads=num_threads)
+
+
+def _count_file(path, n_labels, num_threads, read_kwargs) -> Cooccurrence:
+    from .streaming import read_labels
+
+    return _count(read_labels(path, **read_kwargs), n_labels=n_labels, num_threads=num_threads)
+
+
+def _combine_all(parts) -> Optional[Cooccurrence]:
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    total = parts[0]
+    for p in parts[1:]:
+        total = combine(total, p)
+    return total
+
+
+def _tree_reduce(delayeds, split_every: int):
+    import dask
+
+    level = list(delayeds)
+    while len(level) > 1:
+        level = [dask.delayed(_combine_all)(level[i:i + split_every])
+                 for i in range(0, len(level), split_every)]
+    return level[0]
+
+
+def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
+                 num_threads: int = 1, split_every: int = 8, read_kwargs: Optional[dict] = None,
+                 n_workers: Optional[int] = None) -> Cooccurrence:
+    """Count labels and label pairs over a partitioned collection on a Dask cluster.
+
+    Parameters
+    ----------
+    collection : dask.bag.Bag, dask.dataframe.DataFrame or Series, or list of paths
+        A bag whose elements are label sets (lists of ids or names), a dataframe/series
+        whose (first) column holds label lists, or files that
+        :func:`labelemb.read_labels` reads (each file is read on a worker).
+    client : distributed.Client, optional
+        The cluster to run on. Without one, a ``LocalCluster`` with ``n_workers``
+        single-threaded process workers (default: one per core) is started and closed.
+    n_labels : int, optional
+        The label space size for id inputs (otherwise the largest id seen + 1).
+    num_threads : int, default 1
+        Threads of the kernel inside each worker task.
+    split_every : int, default 8
+        Fan-in of the tree that sums the partial counts.
+    read_kwargs : dict, optional
+        Passed to :func:`labelemb.read_labels` for path inputs.
+
+    Returns
+    -------
+    Cooccurrence
+        Equal to :func:`labelemb.cooccurrence` over the whole collection.
+    """
+    try:
+        import dask
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("labelemb.dask needs dask: pip install 'labelemb[dask]'") from e
+    if isinstance(split_every, bool) or not isinstance(split_every, int) or split_every < 2:
+        raise ValueError(f"split_every must be an int >= 2, got {split_every!r}")
+    if isinstance(collection, (str, os.PathLike)):
+        collection = [collection]
+    if isinstance(collection, (list, tuple)):
+        if not collection:
+            raise ValueError("collection is empty; pass a bag, a dataframe or file paths")
+        if not all(isinstance(p, (str, os.PathLike)) for p in collection):
+            raise TypeError("a list collection must hold file paths; wrap in-memory label "
+                            "sets with dask.bag.from_sequence")
+        parts = [dask.delayed(_count_file)(os.fspath(p), n_labels, num_threads,
+                                           read_kwargs or {}) for p in collection]
+    elif hasattr(collection, "to_delayed"):
+        parts = [dask.delayed(_count_partition)(d, n_labels, num_threads)
+                 for d in collection.to_delayed()]
+    else:
+        raise TypeError(f"collection has unsupported type {type(collection).__name__}; pass a "
+                        "dask bag, a dask dataframe/series, or a list of file paths")
+    total = _tree_reduce(parts, split_every)
+    own = None
+    if client is None:
+        from distributed import Client, LocalCluster
+
+        own = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
+                           processes=True, dashboard_address=":0")
+        client = Client(own)
+    try:
+        result = client.compute(total).result()
+    finally:
+        if own is not None:
+            client.close()
+            own.close()
+    if result is None:
+        raise ValueError("collection holds no samples")
+    if n_labels is not None and result.label_names is None:
+        result = result._resized(n_labels)
+    return result
+
+
+def shipped_bytes(counts: Cooccurrence) -> int:
+    """Bytes one partial count costs to send between processes (its pickle)."""
+    return len(pickle.dumps(counts, protocol=pickle.HIGHEST_PROTOCOL))

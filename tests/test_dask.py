@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import labelemb
+
+dask = pytest.importorskip("dask")
+pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=":0")
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def data():
+    Y = labelemb.make_topic_labels(4000, 250, seed=11).labels
+    sets = [Y.indices[Y.indptr[i]:Y.indptr[i + 1]].tolist() for i in range(Y.shape[0])]
+    return Y, sets
+
+
+def test_bag_of_ids_matches_exactly(client, data):
+    import dask.bag as db
+
+    import labelemb.dask as ld
+
+    Y, sets = data
+    got = ld.cooccurrence(db.from_sequence(sets, npartitions=9), client=client,
+                          n_labels=Y.shape[1])
+    assert got == labelemb.cooccurrence(Y)
+
+
+def test_bag_of_names_matches_exactly(client, data):
+    import dask.bag as db
+
+    import labelemb.dask as ld
+
+    _, sets = data
+    names = [[f"tag{x}" for x in s] for s in sets]
+    got = ld.cooccurrence(db.from_sequence(names, npartitions=6), client=client)
+    assert got == labelemb.cooccurrence(names)
+
+
+def test_dataframe_and_files(client, data, tmp_path):
+    pd = pytest.importorskip("pandas")
+    import dask.dataframe as dd
+
+    import labelemb.dask as ld
+
+    Y, sets = data
+    with dask.config.set({"dataframe.convert-string": False}):  # keep the lists as objects
+        ddf = dd.from_pandas(pd.DataFrame({"labels": sets}), npartitions=4)
+    assert ld.cooccurrence(ddf, client=client, n_labels=Y.shape[1]) == labelemb.cooccurrence(Y)
+    paths = []
+    for i, a in enumerate(range(0, Y.shape[0], 1500)):
+        p = str(tmp_path / f"shard{i}.npz")
+        sp.save_npz(p, Y[a:a + 1500])
+        paths.append(p)
+    assert ld.cooccurrence(paths, client=client) == labelemb.cooccurrence(Y)
+
+
+def test_partial_counts_pickle_compactly(data):
+    import labelemb.dask as ld
+
+    Y, _ = data
+    c = labelemb.cooccurrence(Y)
+    arrays = sum(a.nbytes for a in (c.pairs.data, c.pairs.indices, c.pairs.indptr,
+                                    c.label_counts))
+    assert ld.shipped_bytes(c) < arrays * 1.05 + 1000
+
+
+def test_bad_collection():
+    import labelemb.dask as ld
+
+    with pytest.raises(TypeError, match="file paths"):
+        ld.cooccurrence([[0, 1], [1]])
+    with pytest.raises(ValueError, match="split_every"):
+        ld.cooccurrence(["x.txt"], split_every=1)
+    assert np.iinfo(np.int32).max > 0
