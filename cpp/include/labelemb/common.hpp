@@ -2,6 +2,7 @@
 // way to carry an exception out of an OpenMP region. No Python types here.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -53,6 +54,25 @@ inline int thread_id() {
 #else
     return 0;
 #endif
+}
+
+// Set from a SIGINT handler (installed by the bindings around a kernel call on the main
+// thread). Long loops poll it and skip the rest of their work; the binding then raises
+// KeyboardInterrupt, so Ctrl-C stops a kernel within moments.
+inline std::atomic<bool>& interrupt_flag() {
+    static std::atomic<bool> flag{false};
+    return flag;
+}
+
+inline bool interrupted() { return interrupt_flag().load(std::memory_order_relaxed); }
+
+struct Interrupted : std::exception {
+    const char* what() const noexcept override { return "interrupted"; }
+};
+
+// Throws Interrupted when the flag is set (call after a parallel region).
+inline void check_interrupt() {
+    if (interrupted()) throw Interrupted();
 }
 
 // Keeps the first exception thrown inside a parallel region so it can be

@@ -121,6 +121,7 @@ void cooccurrence_row_sizes(int64_t L, const I* indices,
         std::vector<int64_t> mark(static_cast<size_t>(L), -1);  // last label that saw j
 #pragma omp for schedule(dynamic, 8)
         for (int64_t i = 0; i < L; ++i) {
+            if (interrupted()) continue;
             int64_t cnt = 0;
             for (int64_t q = col_ptr[i]; q < col_ptr[i + 1]; ++q) {
                 // Rows are canonical and contain i, so the scan stops at i.
@@ -136,6 +137,7 @@ void cooccurrence_row_sizes(int64_t L, const I* indices,
             row_nnz[i] = cnt;
         }
     }
+    check_interrupt();
 }
 
 // Pass 2: fills row i of the strict upper triangle (columns sorted) at
@@ -152,7 +154,7 @@ void cooccurrence_fill(int64_t L, const I* indices, const int64_t* col_ptr,
 #pragma omp for schedule(dynamic, 8)
         for (int64_t i = 0; i < L; ++i) {
             int64_t m = out_indptr[i + 1] - out_indptr[i];
-            if (m == 0) continue;
+            if (m == 0 || interrupted()) continue;
             touched.clear();
             for (int64_t q = col_ptr[i]; q < col_ptr[i + 1]; ++q) {
                 // Rows are canonical and contain i, so the scan stops at i.
