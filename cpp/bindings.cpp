@@ -16,9 +16,43 @@
 #include "labelemb/cooccurrence.hpp"
 #include "labelemb/csr.hpp"
 #include "labelemb/pmi.hpp"
+#include "labelemb/topk.hpp"
 
 namespace py = pybind11;
 using namespace labelemb;
+
+#include <csignal>
+
+// While a kernel runs with the GIL released, Python cannot see Ctrl-C. On the main
+// thread, this guard routes SIGINT to labelemb::interrupt_flag() (kernels poll it) and
+// restores the previous handler after; the Interrupted exception a kernel then throws
+// becomes KeyboardInterrupt (see the translator in PYBIND11_MODULE).
+class SigintGuard {
+public:
+    SigintGuard() {
+        interrupt_flag().store(false);
+        if (PyGILState_Check() && PyThread_get_thread_ident() == main_thread_ident()) {
+            struct sigaction sa {};
+            sa.sa_handler = [](int) { interrupt_flag().store(true); };
+            sigemptyset(&sa.sa_mask);
+            installed_ = sigaction(SIGINT, &sa, &old_) == 0;
+        }
+    }
+    ~SigintGuard() {
+        if (installed_) sigaction(SIGINT, &old_, nullptr);
+    }
+    SigintGuard(const SigintGuard&) = delete;
+    SigintGuard& operator=(const SigintGuard&) = delete;
+
+    static unsigned long& main_thread_ident() {
+        static unsigned long ident = 0;
+        return ident;
+    }
+
+private:
+    struct sigaction old_ {};
+    bool installed_ = false;
+};
 
 template <class T>
 using carray = py::array_t<T, py::array::c_style>;
@@ -122,6 +156,7 @@ py::tuple cooccurrence(const carray<int64_t>& indptr, const carray<I>& indices, 
     LABELEMB_CHECK(n_labels >= 0, "n_labels must be >= 0, got " << n_labels);
     int64_t n = alen(indptr) - 1;
     int nt = resolve_threads(num_threads);
+    SigintGuard sigint;
     const int64_t* ip = cptr(indptr);
     const I* ix = cptr(indices);
     bool canonical;
@@ -188,10 +223,208 @@ py::tuple pmi(const carray<int64_t>& up_indptr, const carray<J>& up_indices,
     return py::make_tuple(out_indptr, out_indices, out_data);
 }
 
+// ---------------------------------------------------------------- top-k and threshold
+void require_2d(const py::array& a, const char* name) {
+    LABELEMB_CHECK(a.ndim() == 2, name << " must be 2-D, got " << a.ndim() << " dimensions");
+}
+
+// The exclusion lists (CSR over the n query rows, sorted label ids in [0, L)), checked.
+Exclusions topk_exclusions(const std::optional<carray<int64_t>>& indptr,
+                           const std::optional<carray<int64_t>>& indices, int64_t n, int64_t L,
+                           int nt) {
+    Exclusions ex;
+    LABELEMB_CHECK(indptr.has_value() == indices.has_value(),
+                   "exclude: pass both indptr and indices, or neither");
+    if (!indptr) return ex;
+    require_1d(*indptr, "exclude indptr");
+    require_1d(*indices, "exclude indices");
+    LABELEMB_CHECK(alen(*indptr) == n + 1, "exclude must have one row per query (" << n
+                                               << "), got " << alen(*indptr) - 1);
+    const int64_t* ip = cptr(*indptr);
+    const int64_t* ix = cptr(*indices);
+    bool sorted;
+    {
+        py::gil_scoped_release release;
+        check_csr("exclude", n, ip, alen(*indices), ix, L, nt);
+        sorted = rows_canonical(n, ip, ix, nt);
+    }
+    LABELEMB_CHECK(sorted, "exclude: each row's label ids must be sorted and unique");
+    ex.indptr = ip;
+    ex.indices = ix;
+    return ex;
+}
+
+template <class I>
+void check_topk_outputs(const carray<float>& out_s, const carray<I>& out_id, int64_t n, int64_t k,
+                        int64_t L) {
+    require_2d(out_s, "out_scores");
+    require_2d(out_id, "out_indices");
+    LABELEMB_CHECK(out_s.shape(0) == n && out_s.shape(1) == k && out_id.shape(0) == n &&
+                       out_id.shape(1) == k,
+                   "outputs must have shape (" << n << ", " << k << ")");
+    LABELEMB_CHECK(L - 1 <= static_cast<int64_t>(std::numeric_limits<I>::max()),
+                   "out_indices: the index type cannot hold " << L << " labels");
+}
+
+TopkParams topk_params(int64_t query_block, int64_t label_block) {
+    LABELEMB_CHECK(query_block >= 0 && query_block <= (1 << 20),
+                   "query_block must be in [0, 2^20], got " << query_block);
+    LABELEMB_CHECK(label_block >= 0 && label_block <= (1 << 20),
+                   "label_block must be in [0, 2^20], got " << label_block);
+    TopkParams prm;
+    prm.query_block = query_block;
+    prm.label_block = label_block;
+    return prm;
+}
+
+template <class I>
+void topk(const carray<float>& queries, const carray<float>& vectors, int64_t k,
+          const std::optional<carray<int64_t>>& ex_indptr,
+          const std::optional<carray<int64_t>>& ex_indices, carray<float>& out_s,
+          carray<I>& out_id, int num_threads, int64_t query_block, int64_t label_block) {
+    require_2d(queries, "queries");
+    require_2d(vectors, "vectors");
+    const int64_t n = queries.shape(0), d = queries.shape(1), L = vectors.shape(0);
+    LABELEMB_CHECK(vectors.shape(1) == d, "queries have " << d << " columns but vectors have "
+                                                          << vectors.shape(1));
+    LABELEMB_CHECK(d >= 1 && d <= std::numeric_limits<int>::max(),
+                   "the number of columns must be in [1, 2^31), got " << d);
+    LABELEMB_CHECK(k >= 1 && k <= L, "k must be in [1, " << L << "], got " << k);
+    check_topk_outputs(out_s, out_id, n, k, L);
+    TopkParams prm = topk_params(query_block, label_block);
+    int nt = resolve_threads(num_threads);
+    Exclusions ex = topk_exclusions(ex_indptr, ex_indices, n, L, nt);
+    const float* q = cptr(queries);
+    const float* v = cptr(vectors);
+    float* os = mptr(out_s);
+    I* oi = mptr(out_id);
+    py::gil_scoped_release release;
+    topk_blocked<I>(q, n, v, L, d, k, ex, os, oi, prm, nt);
+}
+
+template <class I>
+int64_t topk_clustered_py(const carray<float>& queries, const carray<float>& vectors,
+                          const carray<I>& ids, const carray<int64_t>& offsets,
+                          const carray<float>& centres, const carray<double>& radii, int64_t k,
+                          const std::optional<carray<int64_t>>& ex_indptr,
+                          const std::optional<carray<int64_t>>& ex_indices, carray<float>& out_s,
+                          carray<I>& out_id, int num_threads, int64_t query_block,
+                          int64_t label_block) {
+    require_2d(queries, "queries");
+    require_2d(vectors, "vectors");
+    require_2d(centres, "centres");
+    require_1d(ids, "ids");
+    require_1d(offsets, "offsets");
+    require_1d(radii, "radii");
+    const int64_t n = queries.shape(0), d = queries.shape(1), L = vectors.shape(0);
+    const int64_t nc = alen(offsets) - 1;
+    LABELEMB_CHECK(vectors.shape(1) == d, "queries have " << d << " columns but the index has "
+                                                          << vectors.shape(1));
+    LABELEMB_CHECK(d >= 1 && d <= std::numeric_limits<int>::max(),
+                   "the number of columns must be in [1, 2^31), got " << d);
+    LABELEMB_CHECK(k >= 1 && k <= L, "k must be in [1, " << L << "], got " << k);
+    LABELEMB_CHECK(nc >= 1, "the index must have at least one cluster");
+    LABELEMB_CHECK(alen(ids) == L, "ids must have one entry per vector");
+    LABELEMB_CHECK(centres.shape(0) == nc && centres.shape(1) == d,
+                   "centres must have shape (" << nc << ", " << d << ")");
+    LABELEMB_CHECK(alen(radii) == nc, "radii must have one entry per cluster");
+    const int64_t* off = cptr(offsets);
+    LABELEMB_CHECK(off[0] == 0 && off[nc] == L, "offsets must run from 0 to " << L);
+    for (int64_t c = 0; c < nc; ++c) {
+        LABELEMB_CHECK(off[c + 1] >= off[c], "offsets must be non-decreasing");
+        LABELEMB_CHECK(std::isfinite(cptr(radii)[c]) && cptr(radii)[c] >= 0,
+                       "radii must be finite and >= 0");
+    }
+    {
+        std::vector<char> seen(static_cast<size_t>(L), 0);
+        const I* id = cptr(ids);
+        for (int64_t p = 0; p < L; ++p) {
+            LABELEMB_CHECK(id[p] >= 0 && static_cast<int64_t>(id[p]) < L && !seen[id[p]],
+                           "ids must be a permutation of 0 .. " << L - 1);
+            seen[id[p]] = 1;
+        }
+    }
+    check_topk_outputs(out_s, out_id, n, k, L);
+    TopkParams prm = topk_params(query_block, label_block);
+    int nt = resolve_threads(num_threads);
+    Exclusions ex = topk_exclusions(ex_indptr, ex_indices, n, L, nt);
+    ClusterIndex<I> ix;
+    ix.V = cptr(vectors);
+    ix.ids = cptr(ids);
+    ix.L = L;
+    ix.d = d;
+    ix.n_clusters = nc;
+    ix.offsets = off;
+    ix.centres = cptr(centres);
+    ix.radii = cptr(radii);
+    const float* q = cptr(queries);
+    float* os = mptr(out_s);
+    I* oi = mptr(out_id);
+    PruneStats stats;
+    {
+        py::gil_scoped_release release;
+        topk_clustered<I>(q, n, ix, k, ex, os, oi, prm, &stats, nt);
+    }
+    return stats.scored;
+}
+
+template <class I>
+py::tuple threshold_impl(const float* q, int64_t n, const float* v, int64_t L, int64_t d,
+                         float min_score, const TopkParams& prm, int nt) {
+    ThresholdResult<I> res;
+    {
+        py::gil_scoped_release release;
+        threshold_blocked<I>(q, n, v, L, d, min_score, res, prm, nt);
+    }
+    carray<int64_t> indptr(n + 1);
+    int64_t* ip = mptr(indptr);
+    ip[0] = 0;
+    for (int64_t r = 0; r < n; ++r) ip[r + 1] = ip[r] + res.row_nnz[r];
+    carray<I> indices(ip[n]);
+    carray<float> data(ip[n]);
+    I* oi = mptr(indices);
+    float* od = mptr(data);
+    {
+        py::gil_scoped_release release;
+        threshold_gather<I>(res, ip, oi, od, nt);
+    }
+    return py::make_tuple(indptr, indices, data);
+}
+
+py::tuple threshold(const carray<float>& queries, const carray<float>& vectors, double min_score,
+                    int num_threads, int64_t query_block, int64_t label_block) {
+    require_2d(queries, "queries");
+    require_2d(vectors, "vectors");
+    const int64_t n = queries.shape(0), d = queries.shape(1), L = vectors.shape(0);
+    LABELEMB_CHECK(vectors.shape(1) == d, "queries have " << d << " columns but vectors have "
+                                                          << vectors.shape(1));
+    LABELEMB_CHECK(d >= 1 && d <= std::numeric_limits<int>::max(),
+                   "the number of columns must be in [1, 2^31), got " << d);
+    LABELEMB_CHECK(std::isfinite(min_score), "min_score must be finite");
+    TopkParams prm = topk_params(query_block, label_block);
+    int nt = resolve_threads(num_threads);
+    if (L - 1 <= static_cast<int64_t>(std::numeric_limits<int32_t>::max()))
+        return threshold_impl<int32_t>(cptr(queries), n, cptr(vectors), L, d,
+                                       static_cast<float>(min_score), prm, nt);
+    return threshold_impl<int64_t>(cptr(queries), n, cptr(vectors), L, d,
+                                   static_cast<float>(min_score), prm, nt);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "labelemb native kernels (internal; use the labelemb package API)";
+    SigintGuard::main_thread_ident() = PyThread_get_thread_ident();
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const Interrupted&) {
+            // Let Python's own SIGINT handler run (it raises KeyboardInterrupt, or does
+            // what the program installed instead).
+            PyErr_SetInterrupt();
+            if (PyErr_CheckSignals() == 0) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        }
+    });
     m.def("_set_blas", &set_blas, py::arg("pointers"));
     m.def("config", &config);
 
@@ -210,4 +443,33 @@ PYBIND11_MODULE(_core, m) {
           py::arg("num_threads") = 0);
 
     // -- further kernels register below (one block per header) --
+
+    // topk.hpp
+    m.def("topk", &topk<int32_t>, py::arg("queries").noconvert(), py::arg("vectors").noconvert(),
+          py::arg("k"), py::arg("exclude_indptr").noconvert(),
+          py::arg("exclude_indices").noconvert(), py::arg("out_scores").noconvert(),
+          py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,
+          py::arg("query_block") = 0, py::arg("label_block") = 0);
+    m.def("topk", &topk<int64_t>, py::arg("queries").noconvert(), py::arg("vectors").noconvert(),
+          py::arg("k"), py::arg("exclude_indptr").noconvert(),
+          py::arg("exclude_indices").noconvert(), py::arg("out_scores").noconvert(),
+          py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,
+          py::arg("query_block") = 0, py::arg("label_block") = 0);
+    m.def("topk_clustered", &topk_clustered_py<int32_t>, py::arg("queries").noconvert(),
+          py::arg("vectors").noconvert(), py::arg("ids").noconvert(),
+          py::arg("offsets").noconvert(), py::arg("centres").noconvert(),
+          py::arg("radii").noconvert(), py::arg("k"), py::arg("exclude_indptr").noconvert(),
+          py::arg("exclude_indices").noconvert(), py::arg("out_scores").noconvert(),
+          py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,
+          py::arg("query_block") = 0, py::arg("label_block") = 0);
+    m.def("topk_clustered", &topk_clustered_py<int64_t>, py::arg("queries").noconvert(),
+          py::arg("vectors").noconvert(), py::arg("ids").noconvert(),
+          py::arg("offsets").noconvert(), py::arg("centres").noconvert(),
+          py::arg("radii").noconvert(), py::arg("k"), py::arg("exclude_indptr").noconvert(),
+          py::arg("exclude_indices").noconvert(), py::arg("out_scores").noconvert(),
+          py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,
+          py::arg("query_block") = 0, py::arg("label_block") = 0);
+    m.def("threshold", &threshold, py::arg("queries").noconvert(), py::arg("vectors").noconvert(),
+          py::arg("min_score"), py::arg("num_threads") = 0, py::arg("query_block") = 0,
+          py::arg("label_block") = 0);
 }

@@ -11,12 +11,13 @@ Importing labelemb never imports torch; the training loop lives in ``labelemb.to
 
 from __future__ import annotations
 
-from . import _blas, _core
+from . import _blas, _core, metrics
 from ._version import __version__
 from .cooccurrence import Cooccurrence, MemoryBudgetError, cooccurrence
 from .pmi import pmi_matrix
 from .streaming import read_labels
 from .synthetic import make_topic_labels
+from .topk import TopkIndex, threshold, topk
 
 _blas.register(_core)
 
@@ -29,6 +30,10 @@ __all__ = [
     "pmi_matrix",
     "read_labels",
     "show_config",
+    "TopkIndex",
+    "metrics",
+    "threshold",
+    "topk",
 ]
 
 

@@ -1,0 +1,549 @@
+"""Step 6 of the method: decoding predictions into labels.
+
+A prediction ``p`` (a point in embedding space) ranks every label by ``p · E_i``.
+:func:`topk` returns the best ``k`` labels of each prediction, exactly (ties go to the
+lower label id); :func:`threshold` returns every label above a score. :class:`TopkIndex`
+gives the same results as :func:`topk` faster on structured label vectors by skipping
+clusters of labels that provably cannot enter a row's top-k.
+
+NumPy inputs run in the C++ core (blocked sgemm + per-row selection, OpenMP); torch
+tensors run with torch on the tensors' device (blocked ``mm`` + ``topk``, no copy to the
+host). torch is imported only when a tensor is passed.
+"""
+
+from __future__ import annotations
+
+import numbers
+import sys
+from typing import Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+from .cooccurrence import _check_threads
+
+_INT32_MAX = np.iinfo(np.int32).max
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+# ---------------------------------------------------------------- validation
+def _is_tensor(x) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _index_dtype(L: int):
+    return np.int32 if L - 1 <= _INT32_MAX else np.int64
+
+
+def _check_matrix(x, name: str) -> Tuple[np.ndarray, float]:
+    """``x`` as a C-contiguous float32 matrix, and its largest row norm.
+
+    Raises TypeError for sparse or non-float input, ValueError for a wrong number of
+    dimensions, NaN/Inf, or values so large that scores would overflow float32.
+    """
+    if sp.issparse(x):
+        raise TypeError(f"{name} is a sparse matrix; pass a dense 2-D array "
+                        f"(for example {name}.toarray())")
+    a = np.asarray(x)
+    if a.dtype.kind not in "f":
+        raise TypeError(f"{name} has dtype {a.dtype}; pass float32 (float64 is accepted and "
+                        "converted)")
+    if a.ndim != 2:
+        hint = " (use .reshape(1, -1) for a single row)" if a.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D, got {a.ndim}-D with shape {a.shape}{hint}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if a.size == 0:
+        return a, 0.0
+    # One pass: squared row norms (float32) are finite iff the values are finite and
+    # small enough; only when they are not do we look closer, to say which.
+    sq = np.einsum("ij,ij->i", a, a)
+    if not np.isfinite(sq).all():
+        bad = ~np.isfinite(a)
+        if bad.any():
+            row = int(np.nonzero(bad.any(axis=1))[0][0])
+            raise ValueError(f"{name} contains NaN or Inf (first in row {row}); remove or fix "
+                             "those rows")
+        sq = np.einsum("ij,ij->i", a.astype(np.float64), a.astype(np.float64))
+    return a, float(np.sqrt(sq.max()))
+
+
+def _check_scale(q_norm: float, v_norm: float) -> None:
+    # |q · v| <= |q| |v|: below the float32 range, no score or partial sum overflows.
+    if q_norm * v_norm >= _FLOAT32_MAX / 4:
+        raise ValueError(
+            f"queries and vectors are too large (row norms up to {q_norm:.3g} and {v_norm:.3g}):"
+            " their scores would overflow float32; rescale them (for example normalise rows)"
+        )
+
+
+def _check_k(k, L: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    k = int(k)
+    if not 1 <= k <= L:
+        raise ValueError(f"k must be in [1, {L}] (the number of labels), got {k}")
+    return k
+
+
+def _check_exclude(exclude, n: int, L: int) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """``exclude`` (sparse n x L, or n sequences of label ids) as sorted, unique CSR arrays."""
+    if exclude is None:
+        return None, None
+    if sp.issparse(exclude):
+        if exclude.ndim != 2 or exclude.shape != (n, L):
+            raise ValueError(f"exclude must have shape (n_queries, n_labels) = ({n}, {L}), got "
+                             f"{exclude.shape}")
+        m = sp.csr_matrix(exclude, copy=True)
+        m.eliminate_zeros()
+    elif isinstance(exclude, (list, tuple)) or (isinstance(exclude, np.ndarray)
+                                                 and exclude.dtype == object):
+        if len(exclude) != n:
+            raise ValueError(f"exclude must have one label list per query ({n}), got "
+                             f"{len(exclude)}")
+        lens = np.fromiter((len(r) for r in exclude), dtype=np.int64, count=n)
+        flat = [x for r in exclude for x in r]
+        ids = np.asarray(flat, dtype=np.int64) if flat else np.zeros(0, np.int64)
+        if len(flat) and not all(isinstance(x, (numbers.Integral, np.integer))
+                                 and not isinstance(x, bool) for x in flat):
+            raise TypeError("exclude: label ids must be integers")
+        if len(ids) and (ids.min() < 0 or ids.max() >= L):
+            raise ValueError(f"exclude: label ids must lie in [0, {L}), got "
+                             f"{ids.min()} .. {ids.max()}")
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        m = sp.csr_matrix((np.ones(len(ids), np.int8), ids, indptr), shape=(n, L))
+    else:
+        raise TypeError(f"exclude must be a scipy sparse matrix (n_queries x n_labels) or a list "
+                        f"of label-id lists, got {type(exclude).__name__}")
+    m.sum_duplicates()  # also sorts the indices
+    return (np.ascontiguousarray(m.indptr, dtype=np.int64),
+            np.ascontiguousarray(m.indices, dtype=np.int64))
+
+
+# ---------------------------------------------------------------- top-k
+def topk(queries, vectors, k: int, *, exclude=None, num_threads: int = 0,
+         index: Optional[TopkIndex] = None):
+    """Exact top-k labels of each query by inner product.
+
+    Row ``i`` of the result ranks the labels ``l`` by ``queries[i] · vectors[l]``,
+    highest first; equal scores are ordered by lower label id, so the result is
+    deterministic (and independent of ``num_threads``).
+
+    Parameters
+    ----------
+    queries : array of shape (n, d), float32, or a torch tensor
+        The predictions. float64 is accepted and converted to float32 once (a copy); so
+        are non-contiguous arrays. A torch tensor (any device) is decoded with torch on
+        its device, see Notes.
+    vectors : array of shape (L, d), float32, or a :class:`TopkIndex`
+        The label vectors (for example ``LabelEmbedding.vectors``). Pass a
+        :class:`TopkIndex` (or ``index=``) to use its pruned search.
+    k : int
+        Labels per row, ``1 <= k <= L``.
+    exclude : scipy sparse matrix (n, L) or list of n label-id lists, optional
+        Labels a row must not return (for example labels already known). A row left
+        with fewer than ``k`` labels is padded with index -1 and score -inf.
+    num_threads : int, default 0
+        0 uses all cores. Ignored for torch tensors (torch's own settings apply).
+    index : TopkIndex, optional
+        A prebuilt index over ``vectors``; ``vectors`` may then be None.
+
+    Returns
+    -------
+    indices : ndarray of shape (n, k), int32 (int64 when L > 2^31 - 1)
+    scores : ndarray of shape (n, k), float32
+        Each row sorted by decreasing score. For torch input both are tensors on the
+        queries' device.
+
+    Notes
+    -----
+    The C++ path scores blocks of queries against blocks of labels with sgemm into a
+    thread-local buffer and keeps a running top-k per row; nothing of size n x L is
+    allocated. The torch path scores blocks with ``torch.mm`` and selects with
+    ``torch.topk``; ties are resolved by label id as in the C++ path, and scores agree
+    with it to float32 rounding (labels whose scores differ by less may swap places).
+
+    Examples
+    --------
+    >>> import numpy as np, labelemb
+    >>> vectors = np.eye(3, dtype=np.float32)
+    >>> idx, s = labelemb.topk(np.array([[0.1, 0.9, 0.5]], np.float32), vectors, 2)
+    >>> idx.tolist(), s.tolist()
+    ([[1, 2]], [[0.8999999761581421, 0.5]])
+    """
+    if isinstance(vectors, TopkIndex):
+        if index is not None and index is not vectors:
+            raise ValueError("pass the index either as vectors or as index=, not two indexes")
+        index, vectors = vectors, None
+    if index is not None:
+        if not isinstance(index, TopkIndex):
+            raise TypeError(f"index must be a TopkIndex, got {type(index).__name__}")
+        if vectors is not None and np.shape(vectors) != index.vectors.shape:
+            raise ValueError(f"vectors have shape {np.shape(vectors)} but the index was built "
+                             f"on {index.vectors.shape}; pass vectors=None with index=")
+        if _is_tensor(queries):
+            vectors = index.vectors
+        else:
+            return index.search(queries, k, exclude=exclude, num_threads=num_threads)
+    if vectors is None:
+        raise TypeError("vectors is required (an (L, d) array or a TopkIndex)")
+    if _is_tensor(queries) or _is_tensor(vectors):
+        return _torch_topk(queries, vectors, k, exclude=exclude)
+    num_threads = _check_threads(num_threads)
+    v, v_norm = _check_matrix(vectors, "vectors")
+    L, d = v.shape
+    if d == 0:
+        raise ValueError("vectors must have at least one column")
+    k = _check_k(k, L)
+    q, q_norm = _check_matrix(queries, "queries")
+    if q.shape[1] != d:
+        raise ValueError(f"queries have {q.shape[1]} columns but vectors have {d}; both must "
+                         "live in the same embedding space")
+    _check_scale(q_norm, v_norm)
+    n = q.shape[0]
+    ex_indptr, ex_indices = _check_exclude(exclude, n, L)
+    indices = np.empty((n, k), dtype=_index_dtype(L))
+    scores = np.empty((n, k), dtype=np.float32)
+    if n:
+        _core.topk(q, v, k, ex_indptr, ex_indices, scores, indices, num_threads)
+    return indices, scores
+
+
+def threshold(queries, vectors, min_score: float, *, num_threads: int = 0) -> sp.csr_matrix:
+    """Every label whose score is above ``min_score``, for each query.
+
+    Parameters
+    ----------
+    queries : array of shape (n, d), float32, or a torch tensor
+        float64 is accepted and converted to float32 once. Torch tensors are scored on
+        their device; the (sparse) result comes back to the host.
+    vectors : array of shape (L, d), float32
+    min_score : float
+        Labels with ``queries[i] · vectors[l] > min_score`` are kept.
+    num_threads : int, default 0
+        0 uses all cores.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of float32, shape (n, L)
+        The scores of the kept labels, sorted indices (int32, or int64 when L > 2^31 - 1).
+        A kept score of exactly 0.0 would be a stored zero; it is kept as such.
+
+    Examples
+    --------
+    >>> import numpy as np, labelemb
+    >>> q = np.array([[0.1, 0.9, 0.5]], np.float32)
+    >>> m = labelemb.threshold(q, np.eye(3, dtype=np.float32), 0.3)
+    >>> m.indices.tolist()
+    [1, 2]
+    """
+    if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) \
+            or not np.isfinite(min_score):
+        raise ValueError(f"min_score must be a finite number, got {min_score!r}")
+    if _is_tensor(queries) or _is_tensor(vectors):
+        return _torch_threshold(queries, vectors, float(min_score))
+    num_threads = _check_threads(num_threads)
+    v, v_norm = _check_matrix(vectors, "vectors")
+    L, d = v.shape
+    if d == 0:
+        raise ValueError("vectors must have at least one column")
+    q, q_norm = _check_matrix(queries, "queries")
+    if q.shape[1] != d:
+        raise ValueError(f"queries have {q.shape[1]} columns but vectors have {d}; both must "
+                         "live in the same embedding space")
+    _check_scale(q_norm, v_norm)
+    n = q.shape[0]
+    if n == 0 or L == 0:
+        return sp.csr_matrix((n, L), dtype=np.float32)
+    indptr, indices, data = _core.threshold(q, v, float(min_score), num_threads)
+    out = sp.csr_matrix((data, indices, indptr), shape=(n, L))
+    out.has_sorted_indices = True
+    return out
+
+
+# ---------------------------------------------------------------- pruned index
+class TopkIndex:
+    """Exact top-k over fixed label vectors that skips labels which cannot win.
+
+    The labels are grouped by k-means into clusters, each stored contiguously with a
+    centre ``c`` and a radius ``r`` (the largest ``|v - c|`` of its labels). Since
+    ``q · v <= q · c + |q| r``, a cluster is not scored for a block of queries when that
+    bound (plus a margin for float rounding) is below every row's current k-th score.
+    Queries are grouped by their most promising cluster and clusters are visited in
+    decreasing order of bound, so the k-th scores rise fast. The results (indices and
+    scores) are those of :func:`topk` on the same vectors; the speed-up depends on how
+    clustered the vectors are and how concentrated the queries' scores are (label
+    embeddings and model predictions are; random vectors are not).
+
+    Parameters
+    ----------
+    vectors : array of shape (L, d), float32 (float64 converted)
+    n_clusters : int, optional
+        Defaults to about ``L / 64`` (at least 1).
+    n_iter : int, default 10
+        k-means (Lloyd) iterations.
+    seed : int, default 0
+    num_threads : int, default 0
+        Threads of the searches (0 = all cores); the build uses numpy.
+
+    Attributes
+    ----------
+    vectors : ndarray (L, d) float32
+        The label vectors, in their original order.
+    n_clusters_ : int
+    labels_ : ndarray (L,) int64
+        The cluster of each label.
+    radii_ : ndarray (n_clusters_,) float64
+    last_scored_fraction_ : float or None
+        Share of the n x L scores the last :meth:`search` computed (1.0 = exhaustive).
+
+    Examples
+    --------
+    >>> import numpy as np, labelemb
+    >>> rng = np.random.default_rng(0)
+    >>> V = rng.standard_normal((1000, 16)).astype(np.float32)
+    >>> index = labelemb.TopkIndex(V, n_clusters=16)
+    >>> q = rng.standard_normal((5, 16)).astype(np.float32)
+    >>> bool((index.search(q, 3)[0] == labelemb.topk(q, V, 3)[0]).all())
+    True
+    """
+
+    def __init__(self, vectors, n_clusters: Optional[int] = None, *, n_iter: int = 10,
+                 seed: int = 0, num_threads: int = 0):
+        v, v_norm = _check_matrix(vectors, "vectors")
+        L, d = v.shape
+        if L == 0 or d == 0:
+            raise ValueError(f"vectors must have at least one row and one column, got {v.shape}")
+        if n_clusters is None:
+            n_clusters = max(1, int(round(L / 64)))
+        if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral) \
+                or not 1 <= n_clusters <= L:
+            raise ValueError(f"n_clusters must be an int in [1, {L}], got {n_clusters!r}")
+        if isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral) or n_iter < 0:
+            raise ValueError(f"n_iter must be an int >= 0, got {n_iter!r}")
+        self.num_threads = _check_threads(num_threads)
+        self.vectors = v
+        self._v_norm = v_norm
+        assign, centres = _kmeans(v, int(n_clusters), int(n_iter), seed)
+        # Empty clusters are dropped; labels are stored cluster by cluster.
+        used, assign = np.unique(assign, return_inverse=True)
+        centres = centres[used]
+        order = np.argsort(assign, kind="stable")
+        counts = np.bincount(assign, minlength=len(used))
+        offsets = np.zeros(len(used) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        # Centres: move each toward its farthest member for a few steps (Badoiu-Clarkson),
+        # which lowers the radius the bound uses; the mean is a poor centre for a max.
+        centres = _shrink_radii(v, order, offsets, centres.astype(np.float64))
+        # Radii from the float32 centres the search uses, computed in float64.
+        centres = np.ascontiguousarray(centres, dtype=np.float32)
+        dist = np.linalg.norm(v[order].astype(np.float64)
+                              - np.repeat(centres.astype(np.float64), counts, axis=0), axis=1)
+        radii = np.zeros(len(used))
+        np.maximum.at(radii, np.repeat(np.arange(len(used)), counts), dist)
+        self.n_clusters_ = len(used)
+        self.labels_ = assign.astype(np.int64)
+        self.radii_ = radii * (1 + 1e-6) + 1e-30 * self._v_norm
+        self._order = order.astype(_index_dtype(L))
+        self._sorted = np.ascontiguousarray(v[order])
+        self._offsets = offsets
+        self._centres = centres
+        self.last_scored_fraction_ = None
+
+    def __repr__(self) -> str:
+        L, d = self.vectors.shape
+        return f"TopkIndex(L={L}, d={d}, n_clusters={self.n_clusters_})"
+
+    def search(self, queries, k: int, *, exclude=None, num_threads: Optional[int] = None):
+        """Exact top-k of each query: the same ``(indices, scores)`` as :func:`topk`.
+
+        Parameters are those of :func:`topk`; ``num_threads`` defaults to the index's.
+        """
+        if num_threads is None:
+            num_threads = self.num_threads
+        if _is_tensor(queries):
+            return _torch_topk(queries, self.vectors, k, exclude=exclude)
+        num_threads = _check_threads(num_threads)
+        L, d = self.vectors.shape
+        k = _check_k(k, L)
+        q, q_norm = _check_matrix(queries, "queries")
+        if q.shape[1] != d:
+            raise ValueError(f"queries have {q.shape[1]} columns but the index's vectors have "
+                             f"{d}; both must live in the same embedding space")
+        _check_scale(q_norm, self._v_norm)
+        n = q.shape[0]
+        ex_indptr, ex_indices = _check_exclude(exclude, n, L)
+        indices = np.empty((n, k), dtype=_index_dtype(L))
+        scores = np.empty((n, k), dtype=np.float32)
+        if n == 0:
+            self.last_scored_fraction_ = 0.0
+            return indices, scores
+        scored = _core.topk_clustered(q, self._sorted, self._order, self._offsets,
+                                      self._centres, self.radii_, k, ex_indptr, ex_indices,
+                                      scores, indices, num_threads)
+        self.last_scored_fraction_ = scored / (n * L)
+        return indices, scores
+
+
+def _kmeans(v: np.ndarray, c: int, n_iter: int, seed: int):
+    """Lloyd's k-means on the rows of v (float32): (assignment, centres)."""
+    L = len(v)
+    rng = np.random.default_rng(seed)
+    centres = v[rng.choice(L, size=c, replace=False)].copy()
+    assign = np.zeros(L, dtype=np.int64)
+    for it in range(n_iter + 1):
+        # argmin |v - c|^2 = argmax (v · c - |c|^2 / 2), in blocks to bound memory.
+        half = 0.5 * np.einsum("ij,ij->i", centres, centres)
+        for a in range(0, L, 8192):
+            s = v[a:a + 8192] @ centres.T
+            s -= half
+            assign[a:a + 8192] = np.argmax(s, axis=1)
+        if it == n_iter:
+            break
+        counts = np.bincount(assign, minlength=c)
+        member = sp.csr_matrix((np.ones(L, np.float32), assign, np.arange(L + 1)), shape=(L, c))
+        sums = np.asarray((member.T @ v), dtype=np.float64)
+        empty = counts == 0
+        centres = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+        if empty.any():  # reseed empty clusters on random labels
+            centres[empty] = v[rng.choice(L, size=int(empty.sum()), replace=False)]
+    return assign, centres
+
+
+def _shrink_radii(v, order, offsets, centres, steps: int = 16):
+    """A few Badoiu-Clarkson steps per cluster towards its minimum enclosing ball."""
+    for c in range(len(centres)):
+        pts = v[order[offsets[c]:offsets[c + 1]]].astype(np.float64)
+        x = centres[c]
+        best, best_r = x, np.sqrt(((pts - x) ** 2).sum(1).max())
+        for t in range(1, steps + 1):
+            dist = ((pts - x) ** 2).sum(1)
+            far = int(np.argmax(dist))
+            x = x + (pts[far] - x) / (t + 1)
+            r = np.sqrt(((pts - x) ** 2).sum(1).max())
+            if r < best_r:
+                best, best_r = x, r
+        centres[c] = best
+    return centres
+
+
+# ---------------------------------------------------------------- torch path
+def _torch_inputs(queries, vectors):
+    import torch
+
+    if not isinstance(queries, torch.Tensor):
+        if sp.issparse(queries):
+            raise TypeError("queries is a sparse matrix; pass a dense 2-D array or tensor")
+        queries = torch.as_tensor(np.asarray(queries))
+    device = queries.device
+    if not isinstance(vectors, torch.Tensor):
+        if sp.issparse(vectors):
+            raise TypeError("vectors is a sparse matrix; pass a dense 2-D array or tensor")
+        vectors = torch.as_tensor(np.asarray(vectors))
+    for name, t in (("queries", queries), ("vectors", vectors)):
+        if not t.is_floating_point():
+            raise TypeError(f"{name} has dtype {t.dtype}; pass float32 (float64 is converted)")
+        if t.dim() != 2:
+            raise ValueError(f"{name} must be 2-D, got {t.dim()}-D with shape {tuple(t.shape)}")
+    q = queries.to(dtype=torch.float32).contiguous()
+    v = vectors.to(device=device, dtype=torch.float32).contiguous()
+    if q.shape[1] != v.shape[1]:
+        raise ValueError(f"queries have {q.shape[1]} columns but vectors have {v.shape[1]}; "
+                         "both must live in the same embedding space")
+    if v.shape[1] == 0:
+        raise ValueError("vectors must have at least one column")
+    for name, t in (("queries", q), ("vectors", v)):
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or Inf; remove or fix those rows")
+    qn = float(q.norm(dim=1).max()) if q.shape[0] else 0.0
+    vn = float(v.norm(dim=1).max()) if v.shape[0] else 0.0
+    _check_scale(qn, vn)
+    return torch, q, v
+
+
+def _torch_topk(queries, vectors, k, *, exclude=None, query_block: int = 4096,
+                label_block: int = 16384):
+    """:func:`topk` for torch tensors, on the queries' device: blocked ``mm`` + ``topk``.
+
+    Ties are resolved as in the C++ path (lower id first): within a block, rows whose
+    k-th score is tied beyond the cut are re-selected with a stable sort; blocks are
+    merged with a stable sort, earlier (lower-id) blocks first.
+    """
+    torch, q, v = _torch_inputs(queries, vectors)
+    n, L = q.shape[0], v.shape[0]
+    k = _check_k(k, L)
+    ex_indptr, ex_indices = _check_exclude(exclude, n, L)
+    device = q.device
+    if ex_indptr is not None:
+        ex_rows = torch.as_tensor(np.repeat(np.arange(n), np.diff(ex_indptr)), device=device)
+        ex_cols = torch.as_tensor(ex_indices, device=device)
+    out_i = torch.empty((n, k), dtype=torch.int64, device=device)
+    out_s = torch.empty((n, k), dtype=torch.float32, device=device)
+    neg_inf = float("-inf")
+    for q0 in range(0, n, query_block):
+        qb = q[q0:q0 + query_block]
+        run_s = run_i = None
+        if ex_indptr is not None:
+            a, b = int(ex_indptr[q0]), int(ex_indptr[min(n, q0 + query_block)])
+            blk_rows, blk_cols = ex_rows[a:b] - q0, ex_cols[a:b]
+        for l0 in range(0, L, label_block):
+            s = qb @ v[l0:l0 + label_block].T
+            nl = s.shape[1]
+            if ex_indptr is not None:
+                sel = (blk_cols >= l0) & (blk_cols < l0 + nl)
+                s[blk_rows[sel], blk_cols[sel] - l0] = neg_inf
+            kk = min(k, nl)
+            vals, idx = torch.topk(s, kk, dim=1, sorted=False)
+            kth = vals.min(dim=1, keepdim=True).values
+            # Rows where equal scores straddle the cut: topk chose among them arbitrarily.
+            n_gt = (s > kth).sum(dim=1)
+            n_eq = (s == kth).sum(dim=1)
+            tied = torch.nonzero(n_gt + n_eq > kk).flatten()
+            if len(tied):
+                order = torch.sort(s[tied], dim=1, descending=True, stable=True).indices[:, :kk]
+                idx[tied] = order
+                vals[tied] = s[tied].gather(1, order)
+            # Sort the block's picks by (score desc, id asc).
+            idx, perm = torch.sort(idx, dim=1)
+            vals = vals.gather(1, perm)
+            vals, perm = torch.sort(vals, dim=1, descending=True, stable=True)
+            idx = idx.gather(1, perm) + l0
+            if run_s is None:
+                run_s, run_i = vals, idx
+            else:
+                # Earlier blocks hold lower ids: a stable sort keeps them first on ties.
+                cs = torch.cat([run_s, vals], dim=1)
+                ci = torch.cat([run_i, idx], dim=1)
+                cs, perm = torch.sort(cs, dim=1, descending=True, stable=True)
+                run_s, run_i = cs[:, :k], ci.gather(1, perm[:, :k])
+        run_i = run_i.masked_fill(run_s == neg_inf, -1)
+        out_s[q0:q0 + query_block] = run_s
+        out_i[q0:q0 + query_block] = run_i
+    if _index_dtype(L) == np.int32:
+        out_i = out_i.to(torch.int32)
+    return out_i, out_s
+
+
+def _torch_threshold(queries, vectors, min_score: float, query_block: int = 4096):
+    """:func:`threshold` for torch tensors: scored on the device, result as host CSR."""
+    torch, q, v = _torch_inputs(queries, vectors)
+    n, L = q.shape[0], v.shape[0]
+    rows, cols, vals = [], [], []
+    for q0 in range(0, n, query_block):
+        s = q[q0:q0 + query_block] @ v.T
+        r, c = torch.nonzero(s > min_score, as_tuple=True)
+        rows.append((r + q0).cpu().numpy())
+        cols.append(c.cpu().numpy())
+        vals.append(s[r, c].cpu().numpy())
+    itype = _index_dtype(L)
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols).astype(itype) if cols else np.zeros(0, itype)
+    x = np.concatenate(vals).astype(np.float32) if vals else np.zeros(0, np.float32)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
+    out = sp.csr_matrix((x, c, indptr.astype(itype) if itype == np.int32 else indptr),
+                        shape=(n, L))
+    out.has_sorted_indices = True
+    return out
