@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -75,6 +77,7 @@ def test_partial_counts_pickle_compactly(data):
     arrays = sum(a.nbytes for a in (c.pairs.data, c.pairs.indices, c.pairs.indptr,
                                     c.label_counts))
     assert ld.shipped_bytes(c) < arrays * 1.05 + 1000
+    assert pickle.loads(pickle.dumps(c)) == c
 
 
 def test_bad_collection():

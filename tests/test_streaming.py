@@ -75,7 +75,7 @@ def test_file_larger_than_allowed_memory(tmp_path):
     del rng
     tracemalloc.start()
     try:
-        got = cooccurrence(read_labels(path, chunk_size=1000))
+        got = cooccurrence(read_labels(path, chunk_size=1000), max_memory=size // 2)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -104,14 +104,20 @@ class Cooccurrence:
         return Cooccurrence(self.n_samples, counts, pairs, label_names)
 
     def __getstate__(self):
+        # Most pair counts are small: ship them in the narrowest unsigned type that holds
+        # the largest (Dask moves these between processes).
         p = self.pairs
+        top = int(p.data.max()) if p.nnz else 0
+        narrow = np.min_scalar_type(max(top, 0))
+        data = p.data.astype(narrow) if p.nnz and p.data.min() >= 0 else p.data
         return {"n_samples": self.n_samples, "label_counts": self.label_counts,
-                "indptr": p.indptr, "indices": p.indices, "data": p.data,
+                "indptr": p.indptr, "indices": p.indices, "data": data,
                 "label_names": self.label_names}
 
     def __setstate__(self, s):
         L = len(s["label_counts"])
-        pairs = sp.csr_matrix((s["data"], s["indices"], s["indptr"]), shape=(L, L))
+        data = np.asarray(s["data"]).astype(np.int64)
+        pairs = sp.csr_matrix((data, s["indices"], s["indptr"]), shape=(L, L))
         self.__init__(s["n_samples"], s["label_counts"], pairs, s["label_names"])
 
     def __eq__(self, other) -> bool:
@@ -129,26 +135,53 @@ class Cooccurrence:
                 f"n_pairs={self.n_pairs})")
 
 
-def combine(a: Cooccurrence, b: Cooccurrence) -> Cooccurrence:
-    """Sum two partial counts whose label spaces may differ in size (ids: the smaller is
-    padded) or in vocabulary (names: both are mapped onto the sorted union)."""
-    if (a.label_names is None) != (b.label_names is None):
+def sum_counts(parts: Sequence[Cooccurrence], num_threads: int = 0) -> Cooccurrence:
+    """Sum counts over one label space in a single parallel pass (not k - 1 additions)."""
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    for p in parts[1:]:
+        if p.n_labels != first.n_labels or p.label_names != first.label_names:
+            raise ValueError("cannot sum counts over different label spaces; count all shards "
+                             "with the same n_labels / vocabulary, or use combine()")
+    L = first.n_labels
+    wide = any(p.pairs.indices.dtype == np.int64 for p in parts) and L > np.iinfo(np.int32).max
+    itype = np.int64 if wide else np.int32
+    indptr, indices, data = _core.sum_counts(
+        [np.ascontiguousarray(p.pairs.indptr, dtype=np.int64) for p in parts],
+        [np.ascontiguousarray(p.pairs.indices, dtype=itype) for p in parts],
+        [np.ascontiguousarray(p.pairs.data, dtype=np.int64) for p in parts], L, num_threads)
+    pairs = sp.csr_matrix((data, indices, indptr), shape=(L, L))
+    pairs.has_sorted_indices = True
+    counts = np.sum([p.label_counts for p in parts], axis=0, dtype=np.int64)
+    return Cooccurrence(sum(p.n_samples for p in parts), counts, pairs, first.label_names)
+
+
+def combine(*parts: Cooccurrence, num_threads: int = 0) -> Cooccurrence:
+    """Sum partial counts whose label spaces may differ in size (ids: the smaller ones are
+    padded) or in vocabulary (names: all are mapped onto the sorted union)."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        raise ValueError("no counts to combine")
+    named = {p.label_names is None for p in parts}
+    if len(named) > 1:
         raise ValueError("cannot combine counts over label names with counts over label ids")
-    if a.label_names is None:
-        L = max(a.n_labels, b.n_labels)
-        return a._resized(L) + b._resized(L)
-    if a.label_names == b.label_names:
-        return a + b
-    names = sorted(set(a.label_names) | set(b.label_names))
+    if parts[0].label_names is None:
+        L = max(p.n_labels for p in parts)
+        return sum_counts([p._resized(L) for p in parts], num_threads)
+    names = sorted(set().union(*(p.label_names for p in parts)))
     pos = {x: i for i, x in enumerate(names)}
-    out = []
-    for part in (a, b):
+    aligned = []
+    for part in parts:
+        if part.label_names == names:
+            aligned.append(part)
+            continue
         new_id = np.fromiter((pos[x] for x in part.label_names), dtype=np.int64,
                              count=part.n_labels)
-        grown = part._resized(len(names))
         new_id = np.concatenate([new_id, np.setdiff1d(np.arange(len(names)), new_id)])
-        out.append(grown._permuted(new_id, names))
-    return out[0] + out[1]
+        aligned.append(part._resized(len(names))._permuted(new_id, names))
+    return sum_counts(aligned, num_threads)
 
 
 def _check_threads(num_threads) -> int:
@@ -157,6 +190,25 @@ def _check_threads(num_threads) -> int:
     if num_threads < 0:
         raise ValueError(f"num_threads must be >= 0 (0 = all cores), got {num_threads}")
     return int(num_threads)
+
+
+# Streamed chunks are buffered up to this many label entries (about 128 MB of int32 ids)
+# and counted in one call: one count of a big batch is much cheaper than summing the
+# counts of many small ones.
+_BUFFER_ENTRIES = 1 << 25
+
+
+def _concat(batches):
+    if len(batches) == 1:
+        return batches[0]
+    from ._labels import LabelBatch, _index_dtype
+
+    L = max(b.n_labels for b in batches)
+    offsets = np.cumsum([0] + [len(b.indices) for b in batches[:-1]])
+    indptr = np.concatenate([batches[0].indptr[:1]] +
+                            [b.indptr[1:] + o for b, o in zip(batches, offsets)])
+    indices = np.concatenate([b.indices for b in batches]).astype(_index_dtype(L), copy=False)
+    return LabelBatch(indptr.astype(np.int64), indices, L)
 
 
 def _count_batch(batch, num_threads: int) -> Cooccurrence:
@@ -225,7 +277,8 @@ def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0
         Bytes the counts may take. Before each chunk is counted, an upper bound of its
         needs (from the number of labels per sample and L) is checked against it, so an
         input too big for the machine fails with :class:`MemoryBudgetError` instead of
-        an out-of-memory kill. Default: 80% of the memory available at call time.
+        an out-of-memory kill. Streamed chunks are buffered and counted together up to
+        1/16 of it (at most 128 MB). Default: 80% of the memory available at call time.
 
     Returns
     -------
@@ -247,10 +300,16 @@ def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0
                                    isinstance(max_memory, numbers.Real) or max_memory <= 0):
         raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
     budget = int(max_memory) if max_memory is not None else int(0.8 * available_memory())
+    buffer_entries = min(_BUFFER_ENTRIES, budget // 64)  # 1/16 of the budget, in int32 ids
     total: Optional[Cooccurrence] = None
     vocab = None
-    for batch, batch_vocab in iter_batches(labels, n_labels):
-        vocab = batch_vocab
+    pending: list = []  # small chunks are concatenated and counted together
+
+    def flush(total):
+        if not pending:
+            return total
+        batch = _concat(pending)
+        pending.clear()
         need = estimate_memory(batch, 0 if total is None else total.n_pairs)
         if need > budget:
             raise MemoryBudgetError(
@@ -261,11 +320,14 @@ def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0
                 "labelemb.dask.cooccurrence. (min_count in pmi_matrix/fit_embeddings then prunes "
                 "rare pairs.)")
         part = _count_batch(batch, num_threads)
-        if total is None:
-            total = part
-            continue
-        L = max(total.n_labels, part.n_labels)
-        total = total._resized(L) + part._resized(L)
+        return part if total is None else combine(total, part, num_threads=num_threads)
+
+    for batch, batch_vocab in iter_batches(labels, n_labels):
+        vocab = batch_vocab
+        pending.append(batch)
+        if sum(len(b.indices) for b in pending) >= buffer_entries:
+            total = flush(total)
+    total = flush(total)
     assert total is not None
     if vocab is not None:  # streamed names: ids are in first-seen order; sort the vocabulary
         names = np.array(list(vocab.keys()))

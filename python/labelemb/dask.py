@@ -40,10 +40,7 @@ def _combine_all(parts) -> Optional[Cooccurrence]:
     parts = [p for p in parts if p is not None]
     if not parts:
         return None
-    total = parts[0]
-    for p in parts[1:]:
-        total = combine(total, p)
-    return total
+    return combine(*parts)
 
 
 def _tree_reduce(delayeds, split_every: int):
