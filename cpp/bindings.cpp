@@ -15,6 +15,7 @@
 #include "labelemb/common.hpp"
 #include "labelemb/cooccurrence.hpp"
 #include "labelemb/csr.hpp"
+#include "labelemb/eigh.hpp"
 #include "labelemb/pmi.hpp"
 #include "labelemb/topk.hpp"
 
@@ -181,6 +182,46 @@ py::tuple cooccurrence(const carray<int64_t>& indptr, const carray<I>& indices, 
     return cooccurrence_impl<I, int64_t>(ip, ix, n, n_labels, nt);
 }
 
+// Sum of count matrices over one label space (shards, chunks, Dask partials).
+template <class J>
+py::tuple sum_counts(const std::vector<carray<int64_t>>& indptrs,
+                     const std::vector<carray<J>>& indices, const std::vector<carray<int64_t>>& data,
+                     int64_t n_labels, int num_threads) {
+    LABELEMB_CHECK(!indptrs.empty(), "no count matrices to sum");
+    LABELEMB_CHECK(indptrs.size() == indices.size() && indices.size() == data.size(),
+                   "indptrs, indices and data differ in length");
+    int nt = resolve_threads(num_threads);
+    std::vector<CsrView<J>> parts;
+    for (size_t k = 0; k < indptrs.size(); ++k) {
+        require_1d(indptrs[k], "indptr");
+        LABELEMB_CHECK(alen(indptrs[k]) == n_labels + 1, "every indptr must have n_labels + 1 entries");
+        LABELEMB_CHECK(alen(indices[k]) == alen(data[k]), "indices and data differ in length");
+        {
+            py::gil_scoped_release release;
+            check_csr("counts", n_labels, cptr(indptrs[k]), alen(indices[k]), cptr(indices[k]),
+                      n_labels, nt);
+        }
+        parts.push_back({cptr(indptrs[k]), cptr(indices[k]), cptr(data[k])});
+    }
+    carray<int64_t> out_indptr(n_labels + 1);
+    int64_t* op = mptr(out_indptr);
+    {
+        py::gil_scoped_release release;
+        sum_rows_sizes<J>(n_labels, parts, op + 1, nt);
+        op[0] = 0;
+        for (int64_t i = 0; i < n_labels; ++i) op[i + 1] += op[i];
+    }
+    carray<J> out_indices(op[n_labels]);
+    carray<int64_t> out_data(op[n_labels]);
+    J* oi = mptr(out_indices);
+    int64_t* od = mptr(out_data);
+    {
+        py::gil_scoped_release release;
+        sum_rows_fill<J>(n_labels, parts, op, oi, od, nt);
+    }
+    return py::make_tuple(out_indptr, out_indices, out_data);
+}
+
 // ---------------------------------------------------------------- PMI
 template <class J>
 py::tuple pmi(const carray<int64_t>& up_indptr, const carray<J>& up_indices,
@@ -304,8 +345,8 @@ void topk(const carray<float>& queries, const carray<float>& vectors, int64_t k,
 
 template <class I>
 int64_t topk_clustered_py(const carray<float>& queries, const carray<float>& vectors,
-                          const carray<I>& ids, const carray<int64_t>& offsets,
-                          const carray<float>& centres, const carray<double>& radii, int64_t k,
+                          const carray<I>& ids, const carray<double>& delta,
+                          const carray<int64_t>& offsets, const carray<float>& centres, int64_t k,
                           const std::optional<carray<int64_t>>& ex_indptr,
                           const std::optional<carray<int64_t>>& ex_indices, carray<float>& out_s,
                           carray<I>& out_id, int num_threads, int64_t query_block,
@@ -314,8 +355,8 @@ int64_t topk_clustered_py(const carray<float>& queries, const carray<float>& vec
     require_2d(vectors, "vectors");
     require_2d(centres, "centres");
     require_1d(ids, "ids");
+    require_1d(delta, "delta");
     require_1d(offsets, "offsets");
-    require_1d(radii, "radii");
     const int64_t n = queries.shape(0), d = queries.shape(1), L = vectors.shape(0);
     const int64_t nc = alen(offsets) - 1;
     LABELEMB_CHECK(vectors.shape(1) == d, "queries have " << d << " columns but the index has "
@@ -324,45 +365,29 @@ int64_t topk_clustered_py(const carray<float>& queries, const carray<float>& vec
                    "the number of columns must be in [1, 2^31), got " << d);
     LABELEMB_CHECK(k >= 1 && k <= L, "k must be in [1, " << L << "], got " << k);
     LABELEMB_CHECK(nc >= 1, "the index must have at least one cluster");
-    LABELEMB_CHECK(alen(ids) == L, "ids must have one entry per vector");
+    LABELEMB_CHECK(alen(ids) == L && alen(delta) == L, "ids and delta need one entry per vector");
     LABELEMB_CHECK(centres.shape(0) == nc && centres.shape(1) == d,
                    "centres must have shape (" << nc << ", " << d << ")");
-    LABELEMB_CHECK(alen(radii) == nc, "radii must have one entry per cluster");
-    const int64_t* off = cptr(offsets);
-    LABELEMB_CHECK(off[0] == 0 && off[nc] == L, "offsets must run from 0 to " << L);
-    for (int64_t c = 0; c < nc; ++c) {
-        LABELEMB_CHECK(off[c + 1] >= off[c], "offsets must be non-decreasing");
-        LABELEMB_CHECK(std::isfinite(cptr(radii)[c]) && cptr(radii)[c] >= 0,
-                       "radii must be finite and >= 0");
-    }
-    {
-        std::vector<char> seen(static_cast<size_t>(L), 0);
-        const I* id = cptr(ids);
-        for (int64_t p = 0; p < L; ++p) {
-            LABELEMB_CHECK(id[p] >= 0 && static_cast<int64_t>(id[p]) < L && !seen[id[p]],
-                           "ids must be a permutation of 0 .. " << L - 1);
-            seen[id[p]] = 1;
-        }
-    }
     check_topk_outputs(out_s, out_id, n, k, L);
     TopkParams prm = topk_params(query_block, label_block);
     int nt = resolve_threads(num_threads);
     Exclusions ex = topk_exclusions(ex_indptr, ex_indices, n, L, nt);
     ClusterIndex<I> ix;
     ix.V = cptr(vectors);
-    ix.ids = cptr(ids);
     ix.L = L;
     ix.d = d;
     ix.n_clusters = nc;
-    ix.offsets = off;
+    ix.ids = cptr(ids);
+    ix.delta = cptr(delta);
+    ix.offsets = cptr(offsets);
     ix.centres = cptr(centres);
-    ix.radii = cptr(radii);
     const float* q = cptr(queries);
     float* os = mptr(out_s);
     I* oi = mptr(out_id);
     PruneStats stats;
     {
         py::gil_scoped_release release;
+        check_cluster_index(ix);
         topk_clustered<I>(q, n, ix, k, ex, os, oi, prm, &stats, nt);
     }
     return stats.scored;
@@ -410,6 +435,133 @@ py::tuple threshold(const carray<float>& queries, const carray<float>& vectors, 
                                    static_cast<float>(min_score), prm, nt);
 }
 
+// ---------------------------------------------------------------- randomized eigh (eigh.hpp)
+EighParams eigh_params(int64_t n, int64_t k, int64_t oversample, int n_iter,
+                       bool largest_algebraic, uint64_t seed) {
+    LABELEMB_CHECK(n >= 2 && n <= std::numeric_limits<int>::max(),
+                   "A must have between 2 and 2^31 - 1 rows, got " << n);
+    LABELEMB_CHECK(k >= 1 && k < n, "k must be in [1, " << n - 1 << "], got " << k);
+    LABELEMB_CHECK(oversample >= 0, "oversample must be >= 0, got " << oversample);
+    LABELEMB_CHECK(n_iter >= 0 && n_iter <= 10000, "n_iter must be in [0, 10000], got " << n_iter);
+    EighParams prm;
+    prm.k = k;
+    prm.l = std::min(n, k + oversample);
+    prm.n_iter = n_iter;
+    prm.largest_algebraic = largest_algebraic;
+    prm.seed = seed;
+    return prm;
+}
+
+void check_eigh_outputs(const carray<double>& values, const carray<float>& vectors, int64_t n,
+                        int64_t k) {
+    require_1d(values, "out_values");
+    LABELEMB_CHECK(alen(values) == k, "out_values must have " << k << " entries");
+    LABELEMB_CHECK(vectors.ndim() == 2 && vectors.shape(0) == n && vectors.shape(1) == k,
+                   "out_vectors must have shape (" << n << ", " << k << ")");
+}
+
+py::dict eigh_stats(const EighStats& s) {
+    py::dict d;
+    d["products"] = s.products;
+    d["householder"] = s.householder;
+    d["exact"] = s.exact;
+    return d;
+}
+
+template <class I>
+py::dict eigh_csr(const carray<int64_t>& indptr, const carray<I>& indices,
+                  const carray<float>& data, int64_t k, int64_t oversample, int n_iter,
+                  bool largest_algebraic, uint64_t seed, carray<double>& out_values,
+                  carray<float>& out_vectors, int num_threads) {
+    require_1d(indptr, "indptr");
+    require_1d(indices, "indices");
+    require_1d(data, "data");
+    LABELEMB_CHECK(alen(indptr) >= 1, "indptr must have at least one entry");
+    LABELEMB_CHECK(alen(indices) == alen(data), "indices and data differ in length");
+    const int64_t n = alen(indptr) - 1;
+    EighParams prm = eigh_params(n, k, oversample, n_iter, largest_algebraic, seed);
+    check_eigh_outputs(out_values, out_vectors, n, k);
+    const int nt = resolve_threads(num_threads);
+    double* ov = mptr(out_values);
+    float* ovec = mptr(out_vectors);
+    EighStats stats;
+    {
+        py::gil_scoped_release release;
+        check_csr("A", n, cptr(indptr), alen(indices), cptr(indices), n, nt);
+        CsrF32<I> A(n, n, cptr(indptr), cptr(indices), cptr(data), nt);
+        randomized_eigh_csr(A, prm, ov, ovec, nt, &stats);
+    }
+    return eigh_stats(stats);
+}
+
+template <class T>
+py::dict eigh_dense(const carray<T>& a, int64_t k, int64_t oversample, int n_iter,
+                    bool largest_algebraic, uint64_t seed, carray<double>& out_values,
+                    carray<float>& out_vectors, int num_threads) {
+    require_2d(a, "A");
+    const int64_t n = a.shape(0);
+    LABELEMB_CHECK(a.shape(1) == n, "A must be square, got " << n << " x " << a.shape(1));
+    EighParams prm = eigh_params(n, k, oversample, n_iter, largest_algebraic, seed);
+    check_eigh_outputs(out_values, out_vectors, n, k);
+    const T* ap = cptr(a);
+    double* ov = mptr(out_values);
+    float* ovec = mptr(out_vectors);
+    EighStats stats;
+    {
+        py::gil_scoped_release release;
+        randomized_eigh_dense<T>(ap, n, prm, ov, ovec, num_threads, &stats);
+    }
+    return eigh_stats(stats);
+}
+
+// (max |a_ij - a_ji|, max |a_ij|) of a square CSR matrix with sorted rows.
+template <class I>
+py::tuple csr_asymmetry_py(const carray<int64_t>& indptr, const carray<I>& indices,
+                           const carray<float>& data, int num_threads) {
+    require_1d(indptr, "indptr");
+    require_1d(indices, "indices");
+    require_1d(data, "data");
+    LABELEMB_CHECK(alen(indptr) >= 1, "indptr must have at least one entry");
+    LABELEMB_CHECK(alen(indices) == alen(data), "indices and data differ in length");
+    const int64_t n = alen(indptr) - 1;
+    const int nt = resolve_threads(num_threads);
+    double asym = 0.0, biggest = 0.0;
+    bool sorted = true;
+    {
+        py::gil_scoped_release release;
+        check_csr("A", n, cptr(indptr), alen(indices), cptr(indices), n, nt);
+        asym = csr_asymmetry(n, cptr(indptr), cptr(indices), cptr(data), &biggest, &sorted, nt);
+    }
+    LABELEMB_CHECK(sorted, "A: the column indices of each row must be sorted and unique");
+    return py::make_tuple(asym, biggest);
+}
+
+// Y^T (w x n_rows) = (A X)^T for X^T (w x n_cols): the sparse block product alone.
+template <class I>
+void csr_spmm_py(const carray<int64_t>& indptr, const carray<I>& indices, const carray<float>& data,
+                 int64_t n_cols, const carray<double>& xt, carray<double>& yt, int num_threads) {
+    require_1d(indptr, "indptr");
+    require_1d(indices, "indices");
+    require_1d(data, "data");
+    require_2d(xt, "xt");
+    require_2d(yt, "yt");
+    LABELEMB_CHECK(alen(indptr) >= 1, "indptr must have at least one entry");
+    LABELEMB_CHECK(alen(indices) == alen(data), "indices and data differ in length");
+    LABELEMB_CHECK(n_cols >= 0, "n_cols must be >= 0");
+    const int64_t n = alen(indptr) - 1, w = xt.shape(0);
+    LABELEMB_CHECK(xt.shape(1) == n_cols, "xt must have shape (w, " << n_cols << ")");
+    LABELEMB_CHECK(yt.shape(0) == w && yt.shape(1) == n, "yt must have shape (" << w << ", " << n
+                                                                               << ")");
+    const int nt = resolve_threads(num_threads);
+    const double* x = cptr(xt);
+    double* y = mptr(yt);
+    py::gil_scoped_release release;
+    check_csr("A", n, cptr(indptr), alen(indices), cptr(indices), n_cols, nt);
+    CsrF32<I> A(n, n_cols, cptr(indptr), cptr(indices), cptr(data), nt);
+    std::vector<float> panel(static_cast<size_t>(n_cols) * spmm_detail::kPanel);
+    spmm(A, x, n_cols, w, y, n, panel.data(), nt);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -442,7 +594,42 @@ PYBIND11_MODULE(_core, m) {
           py::arg("log_n"), py::arg("shift"), py::arg("min_count"), py::arg("positive"),
           py::arg("num_threads") = 0);
 
+    m.def("sum_counts", &sum_counts<int32_t>, py::arg("indptrs"), py::arg("indices"),
+          py::arg("data"), py::arg("n_labels"), py::arg("num_threads") = 0);
+    m.def("sum_counts", &sum_counts<int64_t>, py::arg("indptrs"), py::arg("indices"),
+          py::arg("data"), py::arg("n_labels"), py::arg("num_threads") = 0);
+
     // -- further kernels register below (one block per header) --
+
+    // eigh.hpp, spmm.hpp
+    m.def("eigh_csr", &eigh_csr<int32_t>, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("k"),
+          py::arg("oversample"), py::arg("n_iter"), py::arg("largest_algebraic"), py::arg("seed"),
+          py::arg("out_values").noconvert(), py::arg("out_vectors").noconvert(),
+          py::arg("num_threads") = 0);
+    m.def("eigh_csr", &eigh_csr<int64_t>, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("k"),
+          py::arg("oversample"), py::arg("n_iter"), py::arg("largest_algebraic"), py::arg("seed"),
+          py::arg("out_values").noconvert(), py::arg("out_vectors").noconvert(),
+          py::arg("num_threads") = 0);
+    m.def("eigh_dense", &eigh_dense<float>, py::arg("a").noconvert(), py::arg("k"),
+          py::arg("oversample"), py::arg("n_iter"), py::arg("largest_algebraic"), py::arg("seed"),
+          py::arg("out_values").noconvert(), py::arg("out_vectors").noconvert(),
+          py::arg("num_threads") = 0);
+    m.def("eigh_dense", &eigh_dense<double>, py::arg("a").noconvert(), py::arg("k"),
+          py::arg("oversample"), py::arg("n_iter"), py::arg("largest_algebraic"), py::arg("seed"),
+          py::arg("out_values").noconvert(), py::arg("out_vectors").noconvert(),
+          py::arg("num_threads") = 0);
+    m.def("csr_asymmetry", &csr_asymmetry_py<int32_t>, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("num_threads") = 0);
+    m.def("csr_asymmetry", &csr_asymmetry_py<int64_t>, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("num_threads") = 0);
+    m.def("csr_spmm", &csr_spmm_py<int32_t>, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("n_cols"),
+          py::arg("xt").noconvert(), py::arg("yt").noconvert(), py::arg("num_threads") = 0);
+    m.def("csr_spmm", &csr_spmm_py<int64_t>, py::arg("indptr").noconvert(),
+          py::arg("indices").noconvert(), py::arg("data").noconvert(), py::arg("n_cols"),
+          py::arg("xt").noconvert(), py::arg("yt").noconvert(), py::arg("num_threads") = 0);
 
     // topk.hpp
     m.def("topk", &topk<int32_t>, py::arg("queries").noconvert(), py::arg("vectors").noconvert(),
@@ -457,15 +644,15 @@ PYBIND11_MODULE(_core, m) {
           py::arg("query_block") = 0, py::arg("label_block") = 0);
     m.def("topk_clustered", &topk_clustered_py<int32_t>, py::arg("queries").noconvert(),
           py::arg("vectors").noconvert(), py::arg("ids").noconvert(),
-          py::arg("offsets").noconvert(), py::arg("centres").noconvert(),
-          py::arg("radii").noconvert(), py::arg("k"), py::arg("exclude_indptr").noconvert(),
+          py::arg("delta").noconvert(), py::arg("offsets").noconvert(),
+          py::arg("centres").noconvert(), py::arg("k"), py::arg("exclude_indptr").noconvert(),
           py::arg("exclude_indices").noconvert(), py::arg("out_scores").noconvert(),
           py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,
           py::arg("query_block") = 0, py::arg("label_block") = 0);
     m.def("topk_clustered", &topk_clustered_py<int64_t>, py::arg("queries").noconvert(),
           py::arg("vectors").noconvert(), py::arg("ids").noconvert(),
-          py::arg("offsets").noconvert(), py::arg("centres").noconvert(),
-          py::arg("radii").noconvert(), py::arg("k"), py::arg("exclude_indptr").noconvert(),
+          py::arg("delta").noconvert(), py::arg("offsets").noconvert(),
+          py::arg("centres").noconvert(), py::arg("k"), py::arg("exclude_indptr").noconvert(),
           py::arg("exclude_indices").noconvert(), py::arg("out_scores").noconvert(),
           py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,
           py::arg("query_block") = 0, py::arg("label_block") = 0);
