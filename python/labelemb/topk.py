@@ -327,27 +327,27 @@ class TopkIndex:
         self.vectors = v
         self._v_norm = v_norm
         assign, centres = _kmeans(v, int(n_clusters), int(n_iter), seed)
-        # Empty clusters are dropped; labels are stored cluster by cluster.
+        # Empty clusters are dropped.
         used, assign = np.unique(assign, return_inverse=True)
-        centres = centres[used]
-        order = np.argsort(assign, kind="stable")
-        counts = np.bincount(assign, minlength=len(used))
-        offsets = np.zeros(len(used) + 1, dtype=np.int64)
+        nc = len(used)
+        counts = np.bincount(assign, minlength=nc)
+        offsets = np.zeros(nc + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        # Centres: move each toward its farthest member for a few steps (Badoiu-Clarkson),
-        # which lowers the radius the bound uses; the mean is a poor centre for a max.
-        centres = _shrink_radii(v, order, offsets, centres.astype(np.float64))
-        # Radii from the float32 centres the search uses, computed in float64.
-        centres = np.ascontiguousarray(centres, dtype=np.float32)
-        dist = np.linalg.norm(v[order].astype(np.float64)
-                              - np.repeat(centres.astype(np.float64), counts, axis=0), axis=1)
-        radii = np.zeros(len(used))
-        np.maximum.at(radii, np.repeat(np.arange(len(used)), counts), dist)
-        self.n_clusters_ = len(used)
+        # Centres stay the means: they minimise the distances of the typical (tight) labels,
+        # which is what the per-label bound pays; loose labels are scored anyway.
+        centres = np.ascontiguousarray(centres[used], dtype=np.float32)
+        # Distances from the float32 centres the search uses, in float64, rounded up.
+        delta = np.linalg.norm(v.astype(np.float64) - centres[assign].astype(np.float64), axis=1)
+        delta = delta * (1 + 1e-9)
+        # Within a cluster, labels by decreasing distance (then id): the labels a query
+        # block needs are always a prefix.
+        order = np.lexsort((np.arange(L), -delta, assign))
+        self.n_clusters_ = nc
         self.labels_ = assign.astype(np.int64)
-        self.radii_ = radii * (1 + 1e-6) + 1e-30 * self._v_norm
-        self._order = order.astype(_index_dtype(L))
-        self._sorted = np.ascontiguousarray(v[order])
+        self.radii_ = np.zeros(nc)
+        np.maximum.at(self.radii_, assign, delta)
+        self._ids = np.ascontiguousarray(order, dtype=_index_dtype(L))
+        self._delta = np.ascontiguousarray(delta[order])
         self._offsets = offsets
         self._centres = centres
         self.last_scored_fraction_ = None
@@ -380,18 +380,21 @@ class TopkIndex:
         if n == 0:
             self.last_scored_fraction_ = 0.0
             return indices, scores
-        scored = _core.topk_clustered(q, self._sorted, self._order, self._offsets,
-                                      self._centres, self.radii_, k, ex_indptr, ex_indices,
-                                      scores, indices, num_threads)
+        scored = _core.topk_clustered(q, self.vectors, self._ids, self._delta, self._offsets,
+                                      self._centres, k, ex_indptr, ex_indices, scores, indices,
+                                      num_threads)
         self.last_scored_fraction_ = scored / (n * L)
         return indices, scores
 
 
 def _kmeans(v: np.ndarray, c: int, n_iter: int, seed: int):
-    """Lloyd's k-means on the rows of v (float32): (assignment, centres)."""
+    """k-means on the rows of v (float32): k-means++ seeding on a sample, then Lloyd.
+
+    Returns (assignment, centres)."""
     L = len(v)
     rng = np.random.default_rng(seed)
-    centres = v[rng.choice(L, size=c, replace=False)].copy()
+    sample = v[rng.choice(L, size=min(L, 32 * c), replace=False)]
+    centres = _kmeanspp(sample, c, rng)
     assign = np.zeros(L, dtype=np.int64)
     for it in range(n_iter + 1):
         # argmin |v - c|^2 = argmax (v · c - |c|^2 / 2), in blocks to bound memory.
@@ -404,7 +407,7 @@ def _kmeans(v: np.ndarray, c: int, n_iter: int, seed: int):
             break
         counts = np.bincount(assign, minlength=c)
         member = sp.csr_matrix((np.ones(L, np.float32), assign, np.arange(L + 1)), shape=(L, c))
-        sums = np.asarray((member.T @ v), dtype=np.float64)
+        sums = np.asarray(member.T @ v, dtype=np.float64)
         empty = counts == 0
         centres = (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
         if empty.any():  # reseed empty clusters on random labels
@@ -412,21 +415,20 @@ def _kmeans(v: np.ndarray, c: int, n_iter: int, seed: int):
     return assign, centres
 
 
-def _shrink_radii(v, order, offsets, centres, steps: int = 16):
-    """A few Badoiu-Clarkson steps per cluster towards its minimum enclosing ball."""
-    for c in range(len(centres)):
-        pts = v[order[offsets[c]:offsets[c + 1]]].astype(np.float64)
-        x = centres[c]
-        best, best_r = x, np.sqrt(((pts - x) ** 2).sum(1).max())
-        for t in range(1, steps + 1):
-            dist = ((pts - x) ** 2).sum(1)
-            far = int(np.argmax(dist))
-            x = x + (pts[far] - x) / (t + 1)
-            r = np.sqrt(((pts - x) ** 2).sum(1).max())
-            if r < best_r:
-                best, best_r = x, r
-        centres[c] = best
-    return centres
+def _kmeanspp(x: np.ndarray, c: int, rng) -> np.ndarray:
+    """k-means++ seeds (Arthur and Vassilvitskii 2007): each next centre drawn with
+    probability proportional to the squared distance to the nearest one so far."""
+    m = len(x)
+    sq = np.einsum("ij,ij->i", x, x).astype(np.float64)
+    first = int(rng.integers(m))
+    chosen = [first]
+    d2 = np.maximum(sq + sq[first] - 2.0 * (x @ x[first]), 0.0)
+    for _ in range(1, c):
+        total = d2.sum()
+        nxt = int(rng.choice(m, p=d2 / total)) if total > 0 else int(rng.integers(m))
+        chosen.append(nxt)
+        d2 = np.minimum(d2, np.maximum(sq + sq[nxt] - 2.0 * (x @ x[nxt]), 0.0))
+    return x[chosen].copy()
 
 
 # ---------------------------------------------------------------- torch path

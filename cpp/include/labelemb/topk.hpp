@@ -1,27 +1,38 @@
 // Exact top-k and threshold decoding of inner products: each query q (a prediction in
 // embedding space) ranks the labels by q . v_l; ties go to the lower label id.
 //
+// Reported scores are "exact": q . v accumulated in double (a product of two floats is
+// exact in double) in a fixed order and rounded once to float (exact_dot). They do not
+// depend on the BLAS, the blocking or the thread count, so every path (exhaustive,
+// pruned, split over threads, torch) returns the same indices and scores. Candidates
+// are found with sgemm scores s, which differ from the exact ones by at most
+// eps(q) = c_d |q| max|v| (c_d ~ 2 (d + 3) 2^-24); a row keeps every candidate within
+// 2 eps of its k-th sgemm score, which provably contains the exact top k, and rescores
+// only those (about k per row) at the end.
+//
 // Exhaustive path (topk_blocked). Queries are cut into blocks of nb rows and labels into
 // blocks of lb; each (query block, label block) score tile comes from one single-threaded
-// sgemm into a thread-local buffer small enough to stay in L2, and each tile row is then
-// scanned against the row's current k-th score: a vectorised pre-filter skips groups of
-// 16 scores that cannot enter, the few survivors go to a per-row buffer of `cap` entries
-// that nth_element cuts back to k when full (no full sort, no n x L matrix).
-// Work: 2 n L d flops in sgemm, n L compares, O(n k log(L / k)) expected selection.
-// Memory per thread: nb x lb floats (tile) + nb x cap entries.
+// sgemm into a thread-local buffer, and each tile row is scanned against the row's
+// current threshold (k-th score - 2 eps): a vectorised pre-filter compares 16 scores at
+// once and visits only those above, the few survivors go to a per-row buffer that
+// nth_element cuts back when full (no full sort, no n x L matrix).
+// Work: 2 n L d flops in sgemm, n L compares, O(n k (log(L / k) + d)) selection.
+// Memory per thread: nb x lb floats (tile) + nb buffers of about 2k entries.
 // OpenMP over query blocks (and over label ranges when there are fewer query blocks
 // than threads); BLAS is single-threaded inside the region.
 //
-// Pruned path (topk_clustered). The labels come grouped in clusters, each contiguous
-// (after a permutation) with a centre c and a radius r (max |v - c| over its labels).
-// Since q . v <= q . c + |q| r, a cluster is skipped for a query block when that bound,
-// plus a margin covering float rounding, is below every row's current k-th score. Queries
-// are processed grouped by their most promising cluster, clusters in decreasing order of
-// bound, in batches of growing size so the k-th scores rise early. The scores that are
-// computed come from the same sgemm, so results are those of the exhaustive path.
+// Pruned path (topk_clustered). The labels come grouped in clusters with a centre c;
+// within a cluster they are ordered by decreasing distance delta_v = |v - c|. Since
+// q . v <= q . c + |q| delta_v, label v cannot enter a row whose threshold t exceeds
+// that bound (plus a margin for rounding): for a block of queries, only the prefix of
+// each cluster with delta_v >= min over rows of (t - q . c) / |q| is scored (often
+// nothing; a few loose labels of a cluster otherwise). Queries are processed grouped by
+// their most promising cluster, clusters in decreasing order of bound, in batches of
+// growing size so the thresholds rise early. Work: the centre scores (n x n_clusters x d)
+// plus the scored prefixes.
 //
-// Threshold (threshold_blocked): every (row, label) with score > min_score, per query
-// block, in row then label order.
+// Threshold (threshold_blocked): every (row, label) with exact score > min_score, per
+// query block, in row then label order.
 #pragma once
 
 #include <algorithm>
@@ -91,54 +102,94 @@ inline unsigned ge_mask16(const float* p, float t) {
 #endif
 }
 
-// The running selection of one query row: a buffer of up to `cap` candidates (cap > k)
-// holding every candidate seen so far that may still belong to the top k. `thr` is the
-// k-th best score once k candidates were seen (-inf before): below it, a candidate can
-// never enter. When the buffer fills, nth_element cuts it back to the best k.
+// The reported score: products exact in double, summed in a fixed order (four
+// interleaved partial sums, then pairwise), rounded once to float. FMA contraction
+// cannot change it since the products are exact.
+inline float exact_dot(const float* a, const float* b, int64_t d) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t j = 0;
+    for (; j + 4 <= d; j += 4) {
+        s0 += double(a[j]) * double(b[j]);
+        s1 += double(a[j + 1]) * double(b[j + 1]);
+        s2 += double(a[j + 2]) * double(b[j + 2]);
+        s3 += double(a[j + 3]) * double(b[j + 3]);
+    }
+    for (; j < d; ++j) s0 += double(a[j]) * double(b[j]);
+    return static_cast<float>((s0 + s1) + (s2 + s3));
+}
+
+inline double norm2(const float* a, int64_t d) {
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += double(a[j]) * double(a[j]);
+    return std::sqrt(s);
+}
+
+// Largest row norm of X (m x d).
+inline double max_row_norm(const float* X, int64_t m, int64_t d, int nt) {
+    double best = 0;
+#pragma omp parallel for num_threads(nt) schedule(static) reduction(max : best)
+    for (int64_t i = 0; i < m; ++i) best = std::max(best, norm2(X + i * d, d));
+    return best;
+}
+
+// |sgemm score - exact_dot| <= error_coef(d) |q| |v| + d FLT_MIN: any float summation
+// order is within (d - 1) u sum |q_j v_j| of the exact sum (u = 2^-24), the rounding to
+// float adds u |q . v|; the coefficient doubles that for safety.
+inline double error_coef(int64_t d) { return 2.0 * (double(d) + 2.0) * std::ldexp(1.0, -24); }
+inline double error_abs(int64_t d) {
+    return double(d) * double(std::numeric_limits<float>::min());
+}
+
+// The running selection of one query row. It holds every candidate seen so far that may
+// still belong to the exact top k: the best k by sgemm score plus all within `slack`
+// (2 eps) of the k-th. `thr` (k-th sgemm score - slack, -inf before k candidates) is the
+// bar a new candidate must reach. When the buffer fills, nth_element cuts it back.
 template <class I>
 class RowTopk {
 public:
-    void reset(Entry<I>* buf, int64_t k, int64_t cap, const int64_t* ex_begin,
-               const int64_t* ex_end) {
-        buf_ = buf;
+    void reset(int64_t k, float slack, const int64_t* ex_begin, const int64_t* ex_end) {
         k_ = k;
-        cap_ = cap;
-        m_ = 0;
+        cap_ = static_cast<size_t>(k + std::max<int64_t>(k, 32));
+        slack_ = slack;
         thr = kNegInf;
+        c_.clear();
         ex_begin_ = ex_begin;
         ex_end_ = ex_end;
     }
 
     // `id` is the label's original id (the one exclusion lists and results use).
     inline void offer(float s, I id) {
-        if (ex_begin_ != ex_end_ && std::binary_search(ex_begin_, ex_end_, static_cast<int64_t>(id)))
+        if (ex_begin_ != ex_end_ &&
+            std::binary_search(ex_begin_, ex_end_, static_cast<int64_t>(id)))
             return;
-        buf_[m_++] = Entry<I>{s, id};
-        if (m_ == k_ && thr == kNegInf) {
-            // The first k: the threshold is their minimum (no cut needed).
-            float t = buf_[0].s;
-            for (int64_t j = 1; j < k_; ++j) t = std::min(t, buf_[j].s);
-            thr = t;
-        } else if (m_ == cap_) {
+        c_.push_back(Entry<I>{s, id});
+        if (c_.size() == static_cast<size_t>(k_) && thr == kNegInf) {
+            float t = c_[0].s;  // exactly k candidates: the k-th is the smallest
+            for (const auto& e : c_) t = std::min(t, e.s);
+            thr = t - slack_;
+        } else if (c_.size() >= cap_) {
             cut();
         }
     }
 
-    // Cuts the buffer back to the best k so that thr is the exact k-th score.
+    // Cuts the buffer back so that thr reflects the current k-th score.
     void tighten() {
-        if (m_ > k_) cut();
+        if (c_.size() > static_cast<size_t>(k_)) cut();
     }
 
-    // Writes the top k in ranking order; rows with fewer than k candidates (labels
+    // Rescores the candidates exactly (q against V, row-major by original id) and
+    // writes the top k in ranking order; rows with fewer than k candidates (labels
     // excluded) are padded with id -1 and score -inf.
-    void finish(float* out_s, I* out_id) {
-        if (m_ > k_) cut();
-        std::sort(buf_, buf_ + m_, Better<I>());
-        for (int64_t j = 0; j < m_; ++j) {
-            out_s[j] = buf_[j].s;
-            out_id[j] = buf_[j].id;
+    void finish(const float* q, const float* V, int64_t d, float* out_s, I* out_id) {
+        if (c_.size() > static_cast<size_t>(k_)) cut();
+        for (auto& e : c_) e.s = exact_dot(q, V + static_cast<int64_t>(e.id) * d, d);
+        const size_t m = std::min(c_.size(), static_cast<size_t>(k_));
+        std::partial_sort(c_.begin(), c_.begin() + m, c_.end(), Better<I>());
+        for (size_t j = 0; j < m; ++j) {
+            out_s[j] = c_[j].s;
+            out_id[j] = c_[j].id;
         }
-        for (int64_t j = m_; j < k_; ++j) {
+        for (int64_t j = static_cast<int64_t>(m); j < k_; ++j) {
             out_s[j] = kNegInf;
             out_id[j] = static_cast<I>(-1);
         }
@@ -148,13 +199,19 @@ public:
 
 private:
     void cut() {
-        std::nth_element(buf_, buf_ + (k_ - 1), buf_ + m_, Better<I>());
-        m_ = k_;
-        thr = buf_[k_ - 1].s;  // nth_element put the k-th best there
+        std::nth_element(c_.begin(), c_.begin() + (k_ - 1), c_.end(), Better<I>());
+        thr = c_[k_ - 1].s - slack_;
+        const float bar = thr;
+        auto keep_end = std::partition(c_.begin() + k_, c_.end(),
+                                       [bar](const Entry<I>& e) { return e.s >= bar; });
+        c_.erase(keep_end, c_.end());
+        if (2 * c_.size() > cap_) cap_ = 2 * c_.size();  // many near-ties: make room
     }
 
-    Entry<I>* buf_ = nullptr;
-    int64_t k_ = 0, cap_ = 0, m_ = 0;
+    std::vector<Entry<I>> c_;
+    int64_t k_ = 0;
+    size_t cap_ = 0;
+    float slack_ = 0;
     const int64_t* ex_begin_ = nullptr;
     const int64_t* ex_end_ = nullptr;
 };
@@ -177,7 +234,7 @@ inline void scan_row(const float* s, int64_t len, IdOf id_of, RowTopk<I>& row) {
 }
 
 // tile (nq x nl, row-major) = Q (nq x d) V (nl x d)^T, by one column-major sgemm:
-// C (nl x nq) = V^T' Q' with V and Q seen as d x nl and d x nq column-major.
+// C (nl x nq) = V' Q with V and Q seen as d x nl and d x nq column-major.
 inline void score_tile(const float* V, int64_t nl, const float* Q, int64_t nq, int64_t d,
                        float* tile) {
     const char ta = 'T', tb = 'N';
@@ -188,34 +245,34 @@ inline void score_tile(const float* V, int64_t nl, const float* Q, int64_t nq, i
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Query block size: about `want` rows, fewer when there would be fewer blocks than
+// threads.
+inline int64_t query_block(int64_t want, int64_t n, int nt) {
+    int64_t nb = std::max<int64_t>(1, want);
+    if (n > 0 && ceil_div(n, nb) < nt)
+        nb = std::max<int64_t>(std::min<int64_t>(nb, 16), ceil_div(n, nt));
+    return nb;
+}
+
 }  // namespace topk_detail
 
 struct TopkParams {
-    int64_t query_block = 0;   // rows per block (0 = automatic)
-    int64_t label_block = 0;   // labels per tile (0 = automatic)
+    int64_t query_block = 0;  // rows per block (0 = automatic)
+    int64_t label_block = 0;  // labels per tile (0 = automatic)
 };
 
 // Rows of `exclude` (CSR over the n queries, sorted ids) name labels a row must not return.
 struct Exclusions {
     const int64_t* indptr = nullptr;   // n + 1, or null for none
     const int64_t* indices = nullptr;  // sorted within each row
+    void row(int64_t q, const int64_t** b, const int64_t** e) const {
+        *b = *e = nullptr;
+        if (indptr) {
+            *b = indices + indptr[q];
+            *e = indices + indptr[q + 1];
+        }
+    }
 };
-
-namespace topk_detail {
-
-// Buffer capacity per row: room for k plus a batch of newcomers between two cuts.
-inline int64_t row_capacity(int64_t k) { return k + std::max<int64_t>(k, 32); }
-
-// Query block size: about `want` rows, fewer when k is large (the per-row buffers of a
-// block stay under ~64 MB per thread) or when there would be fewer blocks than threads.
-inline int64_t query_block(int64_t want, int64_t n, int64_t k, int nt) {
-    int64_t per_row = row_capacity(k) * 16;
-    int64_t nb = std::max<int64_t>(1, std::min<int64_t>(want, (int64_t(64) << 20) / per_row));
-    if (n > 0 && ceil_div(n, nb) < nt) nb = std::max<int64_t>(std::min<int64_t>(nb, 16), ceil_div(n, nt));
-    return std::max<int64_t>(1, nb);
-}
-
-}  // namespace topk_detail
 
 // Exact top-k of Q (n x d) against V (L x d), both row-major float32. Writes out_s and
 // out_id (n x k, row-major), each row in ranking order. 1 <= k <= L.
@@ -228,9 +285,8 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
     LABELEMB_CHECK(k >= 1 && k <= L, "k must be in [1, " << L << "], got " << k);
     LABELEMB_CHECK(d >= 1, "vectors must have at least one column");
     int nt = resolve_threads(num_threads);
-    const int64_t cap = row_capacity(k);
     const int64_t lb = std::min<int64_t>(prm.label_block > 0 ? prm.label_block : 2048, L);
-    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 128, n, k, nt);
+    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 256, n, nt);
     const int64_t n_qb = ceil_div(n, nb);
     // Fewer query blocks than threads (few queries): split the labels into parts too and
     // merge the parts' top-k per row afterwards.
@@ -240,17 +296,17 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
     parts = ceil_div(L, span);
     std::vector<float> part_s(parts > 1 ? static_cast<size_t>(n * parts * k) : 0);
     std::vector<I> part_id(parts > 1 ? static_cast<size_t>(n * parts * k) : 0);
+    const double slack_coef = 2.0 * error_coef(d) * max_row_norm(V, L, d, nt);
+    const double slack_abs = 2.0 * error_abs(d);
     const int64_t items = n_qb * parts;
     ExceptionGuard guard;
 #pragma omp parallel num_threads(nt)
     {
         BlasSingleThreaded single;
         std::vector<float> tile;
-        std::vector<Entry<I>> buf;
         std::vector<RowTopk<I>> rows;
         guard.run([&] {
             tile.resize(static_cast<size_t>(nb * lb));
-            buf.resize(static_cast<size_t>(nb * cap));
             rows.resize(static_cast<size_t>(nb));
         });
 #pragma omp for schedule(dynamic, 1)
@@ -260,35 +316,31 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
                 const int64_t q0 = qb * nb, nq = std::min(nb, n - q0);
                 const int64_t l_begin = part * span, l_end = std::min(L, l_begin + span);
                 for (int64_t r = 0; r < nq; ++r) {
-                    const int64_t* eb = nullptr;
-                    const int64_t* ee = nullptr;
-                    if (ex.indptr) {
-                        eb = ex.indices + ex.indptr[q0 + r];
-                        ee = ex.indices + ex.indptr[q0 + r + 1];
-                    }
-                    rows[r].reset(buf.data() + r * cap, k, cap, eb, ee);
+                    const int64_t* eb;
+                    const int64_t* ee;
+                    ex.row(q0 + r, &eb, &ee);
+                    const double slack = slack_coef * norm2(Q + (q0 + r) * d, d) + slack_abs;
+                    rows[r].reset(k, static_cast<float>(slack), eb, ee);
                 }
                 for (int64_t l0 = l_begin; l0 < l_end; l0 += lb) {
                     const int64_t nl = std::min(lb, l_end - l0);
                     score_tile(V + l0 * d, nl, Q + q0 * d, nq, d, tile.data());
-                    for (int64_t r = 0; r < nq; ++r) {
+                    for (int64_t r = 0; r < nq; ++r)
                         scan_row<I>(tile.data() + r * nl, nl,
                                     [l0](int64_t j) { return static_cast<I>(l0 + j); }, rows[r]);
-                    }
                 }
                 for (int64_t r = 0; r < nq; ++r) {
                     const int64_t q = q0 + r;
-                    if (parts == 1)
-                        rows[r].finish(out_s + q * k, out_id + q * k);
-                    else
-                        rows[r].finish(part_s.data() + (q * parts + part) * k,
-                                       part_id.data() + (q * parts + part) * k);
+                    const int64_t at = parts == 1 ? q * k : (q * parts + part) * k;
+                    rows[r].finish(Q + q * d, V, d, parts == 1 ? out_s + at : part_s.data() + at,
+                                   parts == 1 ? out_id + at : part_id.data() + at);
                 }
             });
         }
     }
     guard.rethrow();
     if (parts == 1) return;
+    // Each part's exact top-k holds the part's share of the global one: merge them.
 #pragma omp parallel num_threads(nt)
     {
         std::vector<Entry<I>> all;
@@ -296,10 +348,8 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
         for (int64_t q = 0; q < n; ++q) {
             guard.run([&] {
                 all.clear();
-                for (int64_t j = 0; j < parts * k; ++j) {
-                    const I id = part_id[static_cast<size_t>(q * parts * k + j)];
-                    if (id >= 0) all.push_back({part_s[static_cast<size_t>(q * parts * k + j)], id});
-                }
+                for (int64_t j = q * parts * k; j < (q + 1) * parts * k; ++j)
+                    if (part_id[j] >= 0) all.push_back({part_s[j], part_id[j]});
                 const int64_t m = std::min<int64_t>(k, static_cast<int64_t>(all.size()));
                 std::partial_sort(all.begin(), all.begin() + m, all.end(), Better<I>());
                 for (int64_t j = 0; j < k; ++j) {
@@ -313,24 +363,47 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
 }
 
 // Labels grouped in clusters for the pruned path. Cluster c holds the labels at
-// positions offsets[c] .. offsets[c+1] of V (row-major, L x d), whose original ids are
-// ids[pos]; its centre is centres[c * d ..], its radius radii[c] >= max |v - centre|.
+// positions offsets[c] .. offsets[c+1]: position p is original label ids[p], at distance
+// delta[p] >= |V[ids[p]] - centre_c| from the centre (centres[c * d ..]), and positions
+// within a cluster are in decreasing delta. V is in original label order (L x d).
 template <class I>
 struct ClusterIndex {
     const float* V = nullptr;
-    const I* ids = nullptr;
     int64_t L = 0, d = 0, n_clusters = 0;
+    const I* ids = nullptr;
+    const double* delta = nullptr;
     const int64_t* offsets = nullptr;
     const float* centres = nullptr;
-    const double* radii = nullptr;
 };
+
+// Checks that an index cannot lead the search out of bounds: offsets from 0 to L,
+// non-decreasing; ids a permutation of 0 .. L-1; delta finite, >= 0, non-increasing
+// within each cluster. O(L).
+template <class I>
+void check_cluster_index(const ClusterIndex<I>& ix) {
+    const int64_t L = ix.L, nc = ix.n_clusters;
+    LABELEMB_CHECK(ix.offsets[0] == 0 && ix.offsets[nc] == L, "offsets must run from 0 to " << L);
+    std::vector<char> seen(static_cast<size_t>(L), 0);
+    for (int64_t c = 0; c < nc; ++c) {
+        LABELEMB_CHECK(ix.offsets[c + 1] >= ix.offsets[c], "offsets must be non-decreasing");
+        for (int64_t p = ix.offsets[c]; p < ix.offsets[c + 1]; ++p) {
+            const int64_t id = static_cast<int64_t>(ix.ids[p]);
+            LABELEMB_CHECK(id >= 0 && id < L && !seen[id], "ids must be a permutation of 0 .. "
+                                                               << L - 1);
+            seen[id] = 1;
+            LABELEMB_CHECK(std::isfinite(ix.delta[p]) && ix.delta[p] >= 0,
+                           "delta must be finite and >= 0");
+            LABELEMB_CHECK(p == ix.offsets[c] || ix.delta[p] <= ix.delta[p - 1],
+                           "delta must be non-increasing within each cluster");
+        }
+    }
+}
 
 struct PruneStats {
-    int64_t scored = 0;  // (row, label) scores computed by sgemm, clusters' centres excluded
+    int64_t scored = 0;  // (row, label) scores computed by sgemm, centres excluded
 };
 
-// Exact top-k of Q (n x d) against the clustered labels. Same output as topk_blocked
-// on the unpermuted vectors.
+// Exact top-k of Q (n x d) against the clustered labels: the output of topk_blocked.
 template <class I>
 void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_t k,
                     const Exclusions& ex, float* out_s, I* out_id, const TopkParams& prm,
@@ -341,34 +414,28 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
     LABELEMB_CHECK(k >= 1 && k <= L, "k must be in [1, " << L << "], got " << k);
     LABELEMB_CHECK(d >= 1 && nc >= 1, "the index must have at least one cluster and column");
     int nt = resolve_threads(num_threads);
-    const int64_t cap = row_capacity(k);
     const int64_t lb = std::min<int64_t>(prm.label_block > 0 ? prm.label_block : 2048, L);
-    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 128, n, k, nt);
+    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 64, n, nt);
     const int64_t n_qb = ceil_div(n, nb);
+    const double inf = std::numeric_limits<double>::infinity();
 
-    // Rounding margin: a computed dot product x.y is within (d + 2) u |x||y| of the exact
-    // one (u = 2^-24); doubled for safety. Applied to both the centre score and the label
-    // scores, so a cluster is skipped only when no label in it can reach the k-th score.
-    double vmax = 0, cmax = 0, rmax = 0;
-    for (int64_t l = 0; l < L; ++l) {
-        double s = 0;
-        for (int64_t j = 0; j < d; ++j) s += double(ix.V[l * d + j]) * ix.V[l * d + j];
-        vmax = std::max(vmax, s);
-    }
-    for (int64_t c = 0; c < nc; ++c) {
-        double s = 0;
-        for (int64_t j = 0; j < d; ++j) s += double(ix.centres[c * d + j]) * ix.centres[c * d + j];
-        cmax = std::max(cmax, s);
-        rmax = std::max(rmax, ix.radii[c]);
-    }
-    const double gamma = 2.0 * double(d + 2) * std::ldexp(1.0, -24);
-    const double margin_scale = gamma * (std::sqrt(vmax) + std::sqrt(cmax) + rmax) + 1e-30;
+    // Rounding: a computed centre score is within error_coef |q| |c| of the exact one
+    // and a computed label score within error_coef |q| |v|; the margin covers both, so a
+    // label is skipped only when its sgemm score is surely below the row's threshold.
+    const double vmax = max_row_norm(ix.V, L, d, nt);
+    const double cmax = max_row_norm(ix.centres, nc, d, nt);
+    const double margin_coef = error_coef(d) * (vmax + cmax);
+    const double margin_abs = 2.0 * error_abs(d);
+    const double slack_coef = 2.0 * error_coef(d) * vmax;
+    std::vector<double> radius(static_cast<size_t>(nc));
+    for (int64_t c = 0; c < nc; ++c)
+        radius[c] = ix.offsets[c + 1] > ix.offsets[c] ? ix.delta[ix.offsets[c]] : -inf;
 
     std::vector<double> qnorm(static_cast<size_t>(n));
-    std::vector<int64_t> best(static_cast<size_t>(n));
+    std::vector<int64_t> key(static_cast<size_t>(n));
     ExceptionGuard guard;
-    // Pass 1: each query's most promising cluster (largest bound), to group queries that
-    // will need the same clusters into the same blocks.
+    // Pass 1: each query's two most promising clusters (largest bounds), to group queries
+    // that will need the same clusters into the same blocks.
 #pragma omp parallel num_threads(nt)
     {
         BlasSingleThreaded single;
@@ -380,33 +447,33 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                 const int64_t q0 = qb * nb, nq = std::min(nb, n - q0);
                 score_tile(ix.centres, nc, Q + q0 * d, nq, d, g.data());
                 for (int64_t r = 0; r < nq; ++r) {
-                    const float* q = Q + (q0 + r) * d;
-                    double s = 0;
-                    for (int64_t j = 0; j < d; ++j) s += double(q[j]) * q[j];
-                    const double qn = std::sqrt(s) * (1 + 1e-12);
+                    const double qn = norm2(Q + (q0 + r) * d, d);
                     qnorm[q0 + r] = qn;
-                    int64_t arg = 0;
-                    double top = -std::numeric_limits<double>::infinity();
+                    int64_t a1 = 0, a2 = 0;
+                    double b1 = -inf, b2 = -inf;
                     for (int64_t c = 0; c < nc; ++c) {
-                        const double b = double(g[r * nc + c]) + qn * ix.radii[c];
-                        if (b > top) {
-                            top = b;
-                            arg = c;
+                        const double b = double(g[r * nc + c]) + qn * radius[c];
+                        if (b > b1) {
+                            b2 = b1;
+                            a2 = a1;
+                            b1 = b;
+                            a1 = c;
+                        } else if (b > b2) {
+                            b2 = b;
+                            a2 = c;
                         }
                     }
-                    best[q0 + r] = arg;
+                    key[q0 + r] = a1 * nc + a2;
                 }
             });
         }
     }
     guard.rethrow();
     std::vector<int64_t> order(static_cast<size_t>(n));
-    {
-        std::vector<int64_t> start(static_cast<size_t>(nc) + 1, 0);
-        for (int64_t q = 0; q < n; ++q) ++start[best[q] + 1];
-        for (int64_t c = 0; c < nc; ++c) start[c + 1] += start[c];
-        for (int64_t q = 0; q < n; ++q) order[start[best[q]]++] = q;
-    }
+    std::iota(order.begin(), order.end(), int64_t(0));
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        return key[a] < key[b] || (key[a] == key[b] && a < b);
+    });
 
     int64_t scored_total = 0;
 #pragma omp parallel num_threads(nt) reduction(+ : scored_total)
@@ -414,9 +481,8 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
         BlasSingleThreaded single;
         std::vector<float> qbuf, g, tile, vbuf;
         std::vector<I> idbuf;
-        std::vector<double> bound, margin, maxb;
+        std::vector<double> margin, maxb;
         std::vector<int64_t> corder;
-        std::vector<Entry<I>> buf;
         std::vector<RowTopk<I>> rows;
         guard.run([&] {
             qbuf.resize(static_cast<size_t>(nb * d));
@@ -424,11 +490,9 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
             tile.resize(static_cast<size_t>(nb * lb));
             vbuf.resize(static_cast<size_t>(lb * d));
             idbuf.resize(static_cast<size_t>(lb));
-            bound.resize(static_cast<size_t>(nb * nc));
             margin.resize(static_cast<size_t>(nb));
             maxb.resize(static_cast<size_t>(nc));
             corder.resize(static_cast<size_t>(nc));
-            buf.resize(static_cast<size_t>(nb * cap));
             rows.resize(static_cast<size_t>(nb));
         });
 #pragma omp for schedule(dynamic, 1)
@@ -438,24 +502,20 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                 for (int64_t r = 0; r < nq; ++r) {
                     const int64_t q = order[q0 + r];
                     std::memcpy(qbuf.data() + r * d, Q + q * d, sizeof(float) * d);
-                    const int64_t* eb = nullptr;
-                    const int64_t* ee = nullptr;
-                    if (ex.indptr) {
-                        eb = ex.indices + ex.indptr[q];
-                        ee = ex.indices + ex.indptr[q + 1];
-                    }
-                    rows[r].reset(buf.data() + r * cap, k, cap, eb, ee);
-                    margin[r] = margin_scale * qnorm[q];
+                    const int64_t* eb;
+                    const int64_t* ee;
+                    ex.row(q, &eb, &ee);
+                    const double slack = slack_coef * qnorm[q] + margin_abs;
+                    rows[r].reset(k, static_cast<float>(slack), eb, ee);
+                    margin[r] = margin_coef * qnorm[q] + margin_abs;
                 }
                 score_tile(ix.centres, nc, qbuf.data(), nq, d, g.data());
-                std::fill(maxb.begin(), maxb.end(), -std::numeric_limits<double>::infinity());
+                std::fill(maxb.begin(), maxb.end(), -inf);
                 for (int64_t r = 0; r < nq; ++r) {
                     const double qn = qnorm[order[q0 + r]];
-                    for (int64_t c = 0; c < nc; ++c) {
-                        const double b = double(g[r * nc + c]) + qn * ix.radii[c] + margin[r];
-                        bound[r * nc + c] = b;
-                        maxb[c] = std::max(maxb[c], b);
-                    }
+                    for (int64_t c = 0; c < nc; ++c)
+                        maxb[c] = std::max(maxb[c], double(g[r * nc + c]) + qn * radius[c] +
+                                                        margin[r]);
                 }
                 std::iota(corder.begin(), corder.end(), int64_t(0));
                 std::sort(corder.begin(), corder.end(), [&](int64_t a, int64_t b) {
@@ -463,35 +523,54 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                 });
                 int64_t batch = 0;
                 int64_t target = std::min(lb, std::max<int64_t>(256, 2 * k));
-                float min_thr = kNegInf;  // the lowest k-th score of the block's rows
+                double min_thr = -inf;  // the lowest threshold of the block's rows
                 auto flush = [&] {
                     if (batch == 0) return;
                     score_tile(vbuf.data(), batch, qbuf.data(), nq, d, tile.data());
                     scored_total += batch * nq;
+                    const I* idp = idbuf.data();
+                    min_thr = inf;
                     for (int64_t r = 0; r < nq; ++r) {
-                        const I* idp = idbuf.data();
                         scan_row<I>(tile.data() + r * batch, batch,
                                     [idp](int64_t j) { return idp[j]; }, rows[r]);
                         rows[r].tighten();
+                        min_thr = std::min(min_thr, double(rows[r].thr));
                     }
-                    min_thr = rows[0].thr;
-                    for (int64_t r = 1; r < nq; ++r) min_thr = std::min(min_thr, rows[r].thr);
                     batch = 0;
                     target = std::min(lb, 2 * target);
                 };
                 for (int64_t ci = 0; ci < nc; ++ci) {
                     const int64_t c = corder[ci];
                     // Clusters come in decreasing order of their best bound over the block:
-                    // once it is below every row's k-th score, no later cluster can help.
-                    if (maxb[c] < double(min_thr)) break;
-                    bool active = false;
-                    for (int64_t r = 0; r < nq && !active; ++r)
-                        active = bound[r * nc + c] >= double(rows[r].thr);
-                    if (!active) continue;
-                    for (int64_t p = ix.offsets[c]; p < ix.offsets[c + 1];) {
-                        const int64_t take = std::min(ix.offsets[c + 1] - p, lb - batch);
-                        std::memcpy(vbuf.data() + batch * d, ix.V + p * d, sizeof(float) * take * d);
-                        std::copy(ix.ids + p, ix.ids + p + take, idbuf.data() + batch);
+                    // once it is below every row's threshold, no later cluster can help.
+                    if (maxb[c] < min_thr) break;
+                    // Smallest distance from the centre a label needs for some row to
+                    // possibly want it; labels are stored by decreasing distance.
+                    double need = inf;
+                    for (int64_t r = 0; r < nq && need > -inf; ++r) {
+                        const double gap = double(rows[r].thr) - double(g[r * nc + c]) - margin[r];
+                        const double qn = qnorm[order[q0 + r]];
+                        if (gap <= 0)
+                            need = -inf;
+                        else if (qn > 0)
+                            need = std::min(need, gap / qn);
+                    }
+                    const int64_t a = ix.offsets[c];
+                    int64_t e = ix.offsets[c + 1];
+                    if (need > -inf) {
+                        // First position with delta < need (delta is decreasing).
+                        e = std::partition_point(ix.delta + a, ix.delta + e,
+                                                 [need](double x) { return x >= need; }) -
+                            ix.delta;
+                    }
+                    for (int64_t p = a; p < e;) {
+                        const int64_t take = std::min(e - p, lb - batch);
+                        for (int64_t t = 0; t < take; ++t) {
+                            const I id = ix.ids[p + t];
+                            std::memcpy(vbuf.data() + (batch + t) * d, ix.V + int64_t(id) * d,
+                                        sizeof(float) * d);
+                            idbuf[batch + t] = id;
+                        }
                         batch += take;
                         p += take;
                         if (batch == lb) flush();
@@ -501,7 +580,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                 flush();
                 for (int64_t r = 0; r < nq; ++r) {
                     const int64_t q = order[q0 + r];
-                    rows[r].finish(out_s + q * k, out_id + q * k);
+                    rows[r].finish(Q + q * d, ix.V, d, out_s + q * k, out_id + q * k);
                 }
             });
         }
@@ -510,7 +589,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
     if (stats) stats->scored = scored_total;
 }
 
-// Every (row, label) with q . v_l > min_score. Results per query block `b` (rows
+// Every (row, label) with exact score > min_score. Results per query block `b` (rows
 // b * block .. ) in row then label order: row_nnz (n entries), and ids/scores per block.
 template <class I>
 struct ThresholdResult {
@@ -527,23 +606,26 @@ void threshold_blocked(const float* Q, int64_t n, const float* V, int64_t L, int
     using namespace topk_detail;
     LABELEMB_CHECK(d >= 1, "vectors must have at least one column");
     int nt = resolve_threads(num_threads);
-    const int64_t lb = std::max<int64_t>(1, std::min<int64_t>(prm.label_block > 0 ? prm.label_block : 2048, L));
-    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 128, n, 1, nt);
+    const int64_t lb = std::max<int64_t>(
+        1, std::min<int64_t>(prm.label_block > 0 ? prm.label_block : 2048, L));
+    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 256, n, nt);
     const int64_t n_qb = ceil_div(n, nb);
     out.block = nb;
     out.row_nnz.assign(static_cast<size_t>(n), 0);
     out.ids.assign(static_cast<size_t>(n_qb), {});
     out.scores.assign(static_cast<size_t>(n_qb), {});
     if (n == 0 || L == 0) return;
+    const double err_coef = error_coef(d) * max_row_norm(V, L, d, nt);
     ExceptionGuard guard;
 #pragma omp parallel num_threads(nt)
     {
         BlasSingleThreaded single;
-        std::vector<float> tile;
+        std::vector<float> tile, bar;
         std::vector<std::vector<I>> rid;
         std::vector<std::vector<float>> rs;
         guard.run([&] {
             tile.resize(static_cast<size_t>(nb * lb));
+            bar.resize(static_cast<size_t>(nb));
             rid.resize(static_cast<size_t>(nb));
             rs.resize(static_cast<size_t>(nb));
         });
@@ -554,18 +636,34 @@ void threshold_blocked(const float* Q, int64_t n, const float* V, int64_t L, int
                 for (int64_t r = 0; r < nq; ++r) {
                     rid[r].clear();
                     rs[r].clear();
+                    // An sgemm score within eps of min_score may be above it exactly.
+                    const double eps = err_coef * norm2(Q + (q0 + r) * d, d) + 2 * error_abs(d);
+                    bar[r] = static_cast<float>(double(min_score) - eps);
                 }
                 for (int64_t l0 = 0; l0 < L; l0 += lb) {
                     const int64_t nl = std::min(lb, L - l0);
                     score_tile(V + l0 * d, nl, Q + q0 * d, nq, d, tile.data());
                     for (int64_t r = 0; r < nq; ++r) {
                         const float* s = tile.data() + r * nl;
-                        for (int64_t j = 0; j < nl; ++j) {
-                            if (s[j] > min_score) {
+                        const float* q = Q + (q0 + r) * d;
+                        auto visit = [&](int64_t j) {
+                            const float x = exact_dot(q, V + (l0 + j) * d, d);
+                            if (x > min_score) {
                                 rid[r].push_back(static_cast<I>(l0 + j));
-                                rs[r].push_back(s[j]);
+                                rs[r].push_back(x);
+                            }
+                        };
+                        int64_t j = 0;
+                        for (; j + 16 <= nl; j += 16) {
+                            unsigned mask = ge_mask16(s + j, bar[r]);
+                            while (mask) {
+                                const int t = lowest_bit(mask);
+                                mask &= mask - 1;
+                                visit(j + t);
                             }
                         }
+                        for (; j < nl; ++j)
+                            if (s[j] >= bar[r]) visit(j);
                     }
                 }
                 int64_t total = 0;

@@ -1,0 +1,45 @@
+"""Training with label embeddings in PyTorch (the ``torch`` extra).
+
+Step 5 of the method and its baseline, with one loop for both::
+
+    import labelemb
+    from labelemb.torch import fit, make_model, mlp, predict
+
+    emb = labelemb.fit_embeddings(Y_train, dim=256)
+    model = make_model(mlp(F, [512]), 512, "paper", embedding=emb)     # cosine proximity
+    baseline = make_model(mlp(F, [512]), 512, "bce", n_labels=Y_train.shape[1])
+    h = fit(model, (X_train, Y_train), emb, valid=(X_valid, Y_valid), epochs=10, lr=1e-3,
+            batch_size=256)
+    labels, scores = predict(model, X_test, emb, k=5)
+
+Importing :mod:`labelemb` alone never imports torch; this module does.
+"""
+
+from __future__ import annotations
+
+from .data import EmbeddingTargets, LabelCollate, SparseLabels, collate_label_sets
+from .heads import EmbeddingHead, LogitHead, LowRankHead, find_head, make_model, mlp
+from .losses import CosineProximityLoss, sparse_bce_with_logits
+from .train import RECIPES, History, Recipe, evaluate, fit, load_checkpoint, predict
+
+__all__ = [
+    "RECIPES",
+    "CosineProximityLoss",
+    "EmbeddingHead",
+    "EmbeddingTargets",
+    "History",
+    "LabelCollate",
+    "LogitHead",
+    "LowRankHead",
+    "Recipe",
+    "SparseLabels",
+    "collate_label_sets",
+    "evaluate",
+    "find_head",
+    "fit",
+    "load_checkpoint",
+    "make_model",
+    "mlp",
+    "predict",
+    "sparse_bce_with_logits",
+]

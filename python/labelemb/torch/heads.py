@@ -1,0 +1,229 @@
+"""Output heads that plug onto any backbone ``nn.Module``, and the models built from them.
+
+* :class:`EmbeddingHead` — the paper's recipe: a linear layer to the embedding's ``d``,
+  trained with cosine proximity to the encoded targets, decoded by nearest labels.
+* :class:`LogitHead` — the sigmoid baseline: a linear layer to ``L`` logits, biases
+  initialised to each label's log prior odds, trained with binary cross-entropy.
+* :class:`LowRankHead` — logits through the embedding: ``s · normalize(W x) · Eᵀ + b``,
+  a ``d``-wide weight layer, ``E`` initialised from the label vectors, trained with BCE.
+
+The loss and the decoder follow from the head (see :func:`labelemb.torch.fit`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import _vectors_of
+
+__all__ = ["EmbeddingHead", "LogitHead", "LowRankHead", "find_head", "make_model", "mlp"]
+
+
+def _check_features(in_features) -> int:
+    if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
+        raise ValueError(f"in_features must be a positive int (the backbone's output width), "
+                         f"got {in_features!r}")
+    return in_features
+
+
+def log_prior_odds(label_counts, n_samples: int) -> torch.Tensor:
+    """``log(p / (1 - p))`` per label, ``p = (c + 0.5) / (n + 1)`` (smoothed: an unseen
+    label gets a large negative bias instead of -inf)."""
+    c = torch.as_tensor(np.asarray(label_counts, dtype=np.float64))
+    p = (c + 0.5) / (float(n_samples) + 1.0)
+    return torch.log(p) - torch.log1p(-p)
+
+
+class _PriorBias:
+    """Mixin: biases set once from the training labels' log prior odds."""
+
+    bias: nn.Parameter
+    prior_initialized: bool = False
+    label_names = None  # set by fit when the training labels were given as names
+
+    def init_prior(self, label_counts, n_samples: int) -> None:
+        """Set the output biases to the labels' log prior odds (done by ``fit`` when it
+        first sees the training labels; call it yourself when training elsewhere)."""
+        counts = np.asarray(label_counts)
+        if counts.shape != (self.n_labels,):
+            raise ValueError(f"label_counts has shape {counts.shape}, expected "
+                             f"({self.n_labels},) (one count per label)")
+        with torch.no_grad():
+            self.bias.copy_(log_prior_odds(counts, n_samples).to(self.bias))
+        self.prior_initialized = True
+
+
+class EmbeddingHead(nn.Module):
+    """Linear layer from the backbone's features to the label embedding space (d).
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the backbone's output.
+    embedding : LabelEmbedding or array (L, d)
+        The label vectors the outputs are compared with; kept (as ``.embedding``, not as
+        parameters) for decoding and targets.
+
+    Input (batch, in_features) -> output (batch, d), float.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelemb.torch import EmbeddingHead
+    >>> head = EmbeddingHead(16, np.eye(8, 4, dtype=np.float32))
+    >>> head.linear.out_features
+    4
+    """
+
+    def __init__(self, in_features: int, embedding):
+        super().__init__()
+        vectors = _vectors_of(embedding)
+        self.embedding = embedding
+        self.n_labels, self.dim = vectors.shape
+        self.linear = nn.Linear(_check_features(in_features), self.dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+class LogitHead(_PriorBias, nn.Module):
+    """Linear layer to one logit per label: the sigmoid baseline.
+
+    Parameters
+    ----------
+    in_features : int
+    n_labels : int
+        ``L``.
+
+    The biases start at zero; ``fit`` sets them to the labels' log prior odds
+    (:meth:`init_prior`) before the first step, as practitioners run the baseline.
+    """
+
+    def __init__(self, in_features: int, n_labels: int):
+        super().__init__()
+        if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 1:
+            raise ValueError(f"n_labels must be a positive int, got {n_labels!r}")
+        self.n_labels = n_labels
+        self.linear = nn.Linear(_check_features(in_features), n_labels)
+
+    @property
+    def bias(self) -> nn.Parameter:
+        return self.linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+class LowRankHead(_PriorBias, nn.Module):
+    """Logits through the label embedding: ``s · normalize(W x) · Eᵀ + b``.
+
+    Parameters
+    ----------
+    in_features : int
+    embedding : LabelEmbedding or array (L, d)
+        Initial ``E``.
+    learn_vectors : bool, default True
+        ``E`` is a parameter (fine-tuned) or a fixed buffer.
+    scale_init : float, default 10
+        Initial value of the learned scale ``s`` (cosines lie in [-1, 1]; the logits
+        need a wider range).
+
+    The weight layer is ``d`` wide; the final product costs O(d · L) per sample. Biases
+    are initialised to log prior odds by ``fit``, as for :class:`LogitHead`.
+    """
+
+    def __init__(self, in_features: int, embedding, *, learn_vectors: bool = True,
+                 scale_init: float = 10.0):
+        super().__init__()
+        vectors = torch.from_numpy(_vectors_of(embedding).copy())
+        self.embedding = embedding
+        self.n_labels, self.dim = vectors.shape
+        self.linear = nn.Linear(_check_features(in_features), self.dim)
+        if learn_vectors:
+            self.label_vectors = nn.Parameter(vectors)
+        else:
+            self.register_buffer("label_vectors", vectors)
+        if not math.isfinite(scale_init) or scale_init <= 0:
+            raise ValueError(f"scale_init must be a positive number, got {scale_init!r}")
+        self.scale = nn.Parameter(torch.tensor(float(scale_init)))
+        self.bias = nn.Parameter(torch.zeros(self.n_labels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = F.normalize(self.linear(x), dim=-1)
+        return torch.addmm(self.bias.to(z.dtype), self.scale.to(z.dtype) * z,
+                           self.label_vectors.to(z.dtype).t())
+
+
+HEADS = (EmbeddingHead, LogitHead, LowRankHead)
+
+
+def find_head(model: nn.Module) -> Optional[nn.Module]:
+    """The last labelemb head among ``model``'s modules, or None (a custom model)."""
+    head = None
+    for m in model.modules():
+        if isinstance(m, HEADS):
+            head = m
+    return head
+
+
+def mlp(in_features: int, hidden: Sequence[int] = (512,), *, dropout: float = 0.0) -> nn.Module:
+    """A small backbone: ``Linear -> ReLU (-> Dropout)`` per hidden width.
+
+    Output width ``hidden[-1]`` (or ``in_features`` when ``hidden`` is empty).
+    """
+    layers, width = [], _check_features(in_features)
+    for h in hidden:
+        layers += [nn.Linear(width, int(h)), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = int(h)
+    return nn.Sequential(*layers)
+
+
+def make_model(backbone: nn.Module, out_features: int, head: str = "paper", *, embedding=None,
+               n_labels: Optional[int] = None, **head_kwargs) -> nn.Sequential:
+    """``nn.Sequential(backbone, head)`` for one of the recipes.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        Any module mapping inputs to (batch, out_features).
+    out_features : int
+        The backbone's output width.
+    head : {"paper", "bce", "lowrank"}
+        ``"paper"``: :class:`EmbeddingHead` (needs ``embedding``); ``"bce"``:
+        :class:`LogitHead` (needs ``n_labels`` or ``embedding``); ``"lowrank"``:
+        :class:`LowRankHead` (needs ``embedding``; ``head_kwargs`` go to it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from labelemb.torch import make_model, mlp
+    >>> E = np.eye(10, 4, dtype=np.float32)
+    >>> model = make_model(mlp(32, [64]), 64, "bce", n_labels=10)
+    >>> type(model[1]).__name__
+    'LogitHead'
+    """
+    if not isinstance(backbone, nn.Module):
+        raise TypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
+    if head in ("paper", "lowrank") and embedding is None:
+        raise ValueError(f"head={head!r} needs embedding= (a LabelEmbedding)")
+    if head == "paper":
+        h = EmbeddingHead(out_features, embedding, **head_kwargs)
+    elif head == "lowrank":
+        h = LowRankHead(out_features, embedding, **head_kwargs)
+    elif head == "bce":
+        if n_labels is None:
+            if embedding is None:
+                raise ValueError("head='bce' needs n_labels= (or an embedding to take it from)")
+            n_labels = _vectors_of(embedding).shape[0]
+        h = LogitHead(out_features, n_labels, **head_kwargs)
+    else:
+        raise ValueError(f"head must be 'paper', 'bce' or 'lowrank', got {head!r}")
+    return nn.Sequential(backbone, h)

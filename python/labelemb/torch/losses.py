@@ -1,0 +1,76 @@
+"""The two training objectives: cosine proximity (step 5) and sigmoid cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import SparseLabels
+
+__all__ = ["CosineProximityLoss", "sparse_bce_with_logits"]
+
+_EPS2 = 1e-24  # squared norm below which a vector counts as zero
+
+
+class CosineProximityLoss(nn.Module):
+    """Mean of ``1 - cos(prediction, target)`` over the rows with a non-zero target.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"`` returns one value per row (0 for rows with a zero target).
+
+    Rows whose target is the zero vector (an empty label set) carry no direction and are
+    left out of the mean; when every row is empty the loss is 0 (with a zero gradient).
+    A zero prediction gives cosine 0 (loss 1) and a finite gradient: norms are clamped
+    on their squares, whose gradient is finite everywhere. Computed in float32 whatever
+    the autocast dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelemb.torch import CosineProximityLoss
+    >>> loss = CosineProximityLoss()
+    >>> float(loss(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]])))
+    0.0
+    """
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.reduction = reduction
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if prediction.shape != target.shape or prediction.dim() != 2:
+            raise ValueError(f"prediction {tuple(prediction.shape)} and target "
+                             f"{tuple(target.shape)} must both be (batch, d)")
+        p, t = prediction.float(), target.float()
+        pp = (p * p).sum(1)
+        tt = (t * t).sum(1)
+        cos = (p * t).sum(1) * torch.rsqrt(pp.clamp_min(_EPS2)) * torch.rsqrt(tt.clamp_min(_EPS2))
+        valid = tt > _EPS2
+        loss = torch.where(valid, 1.0 - cos, torch.zeros_like(cos))
+        if self.reduction == "none":
+            return loss
+        total = loss.sum()
+        if self.reduction == "sum":
+            return total
+        return total / valid.sum().clamp_min(1)
+
+
+def sparse_bce_with_logits(logits: torch.Tensor, labels: SparseLabels) -> torch.Tensor:
+    """Sigmoid cross-entropy against multi-hot targets, summed over labels, averaged
+    over rows, without building the (batch x L) target matrix.
+
+    ``BCE(z, y) = softplus(z) - z·y`` for ``y`` in {0, 1}, so the sum over a row is
+    ``sum softplus(z) - sum of z at the row's labels``. Equal to
+    ``F.binary_cross_entropy_with_logits(z, Y, reduction="sum") / batch``.
+    """
+    z = logits.float()
+    if z.dim() != 2 or z.shape[1] != labels.n_labels or z.shape[0] != len(labels):
+        raise ValueError(f"logits {tuple(z.shape)} must be (batch, n_labels) = "
+                         f"({len(labels)}, {labels.n_labels})")
+    pos = z[labels.row_ids(), labels.indices].sum()
+    return (F.softplus(z).sum() - pos) / max(len(labels), 1)
