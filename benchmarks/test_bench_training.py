@@ -52,8 +52,11 @@ LR = 1e-3
 
 @pytest.fixture(scope="module", autouse=True)
 def threads():
+    # torch's intra-op threads; on a shared 2-core machine LABELEMB_BENCH_TORCH_THREADS=1
+    # avoids OpenMP waits on a busy core that swamp small ops.
     n = torch.get_num_threads()
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(int(os.environ.get("LABELEMB_BENCH_TORCH_THREADS",
+                                             min(2, os.cpu_count() or 1))))
     yield
     torch.set_num_threads(n)
 
@@ -75,8 +78,8 @@ def test_training_curves(benchmark, topic_features, tmp_path):
     train, valid = topic_features
     emb = labelemb.fit_embeddings(train[1], dim=DIM, seed=0)
     runs = {}
-    for name, head in (("embedding (cosine, d=%d)" % DIM, "paper"),
-                       ("sigmoid BCE (L=%d)" % L, "bce")):
+    for name, head in ((f"embedding (cosine, d={DIM})", "paper"),
+                       (f"sigmoid BCE (L={L})", "bce")):
         torch.manual_seed(0)
         model = make_model(mlp(N_FEATURES, [HIDDEN]), HIDDEN, head, embedding=emb,
                            n_labels=L)

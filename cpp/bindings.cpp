@@ -345,7 +345,8 @@ void topk(const carray<float>& queries, const carray<float>& vectors, int64_t k,
 
 template <class I>
 int64_t topk_clustered_py(const carray<float>& queries, const carray<float>& vectors,
-                          const carray<I>& ids, const carray<double>& delta,
+                          const carray<float>& sorted, const carray<I>& ids,
+                          const carray<double>& delta,
                           const carray<int64_t>& offsets, const carray<float>& centres, int64_t k,
                           const std::optional<carray<int64_t>>& ex_indptr,
                           const std::optional<carray<int64_t>>& ex_indices, carray<float>& out_s,
@@ -354,6 +355,7 @@ int64_t topk_clustered_py(const carray<float>& queries, const carray<float>& vec
     require_2d(queries, "queries");
     require_2d(vectors, "vectors");
     require_2d(centres, "centres");
+    require_2d(sorted, "sorted");
     require_1d(ids, "ids");
     require_1d(delta, "delta");
     require_1d(offsets, "offsets");
@@ -366,6 +368,8 @@ int64_t topk_clustered_py(const carray<float>& queries, const carray<float>& vec
     LABELEMB_CHECK(k >= 1 && k <= L, "k must be in [1, " << L << "], got " << k);
     LABELEMB_CHECK(nc >= 1, "the index must have at least one cluster");
     LABELEMB_CHECK(alen(ids) == L && alen(delta) == L, "ids and delta need one entry per vector");
+    LABELEMB_CHECK(sorted.shape(0) == L && sorted.shape(1) == d,
+                   "sorted must have the shape of vectors");
     LABELEMB_CHECK(centres.shape(0) == nc && centres.shape(1) == d,
                    "centres must have shape (" << nc << ", " << d << ")");
     check_topk_outputs(out_s, out_id, n, k, L);
@@ -374,6 +378,7 @@ int64_t topk_clustered_py(const carray<float>& queries, const carray<float>& vec
     Exclusions ex = topk_exclusions(ex_indptr, ex_indices, n, L, nt);
     ClusterIndex<I> ix;
     ix.V = cptr(vectors);
+    ix.S = cptr(sorted);
     ix.L = L;
     ix.d = d;
     ix.n_clusters = nc;
@@ -643,15 +648,15 @@ PYBIND11_MODULE(_core, m) {
           py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,
           py::arg("query_block") = 0, py::arg("label_block") = 0);
     m.def("topk_clustered", &topk_clustered_py<int32_t>, py::arg("queries").noconvert(),
-          py::arg("vectors").noconvert(), py::arg("ids").noconvert(),
-          py::arg("delta").noconvert(), py::arg("offsets").noconvert(),
+          py::arg("vectors").noconvert(), py::arg("sorted").noconvert(),
+          py::arg("ids").noconvert(), py::arg("delta").noconvert(), py::arg("offsets").noconvert(),
           py::arg("centres").noconvert(), py::arg("k"), py::arg("exclude_indptr").noconvert(),
           py::arg("exclude_indices").noconvert(), py::arg("out_scores").noconvert(),
           py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,
           py::arg("query_block") = 0, py::arg("label_block") = 0);
     m.def("topk_clustered", &topk_clustered_py<int64_t>, py::arg("queries").noconvert(),
-          py::arg("vectors").noconvert(), py::arg("ids").noconvert(),
-          py::arg("delta").noconvert(), py::arg("offsets").noconvert(),
+          py::arg("vectors").noconvert(), py::arg("sorted").noconvert(),
+          py::arg("ids").noconvert(), py::arg("delta").noconvert(), py::arg("offsets").noconvert(),
           py::arg("centres").noconvert(), py::arg("k"), py::arg("exclude_indptr").noconvert(),
           py::arg("exclude_indices").noconvert(), py::arg("out_scores").noconvert(),
           py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,

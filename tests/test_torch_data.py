@@ -114,13 +114,15 @@ def test_targets_equal_encode(emb):
     Y = _random_csr(rng, 50, L, density=0.1)
     Y = sp.csr_matrix(Y.multiply(np.arange(50)[:, None] != 3))  # row 3: an empty set
     Y.eliminate_zeros()
-    want = emb.encode(Y)
+    with pytest.warns(labelemb.EmbeddingWarning, match="1 empty"):
+        want = emb.encode(Y)
     t = EmbeddingTargets(emb)
     np.testing.assert_allclose(t(Y).numpy(), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(t(SparseLabels.from_scipy(Y)).numpy(), want, rtol=1e-5,
                                atol=1e-6)
     lists = [Y.indices[Y.indptr[i]:Y.indptr[i + 1]].tolist() for i in range(50)]
-    np.testing.assert_allclose(t(lists).numpy(), emb.encode(lists), rtol=1e-5, atol=1e-6)
+    with pytest.warns(labelemb.EmbeddingWarning):
+        np.testing.assert_allclose(t(lists).numpy(), emb.encode(lists), rtol=1e-5, atol=1e-6)
     assert not t(Y)[3].any()
     norms = t(Y).norm(dim=1).numpy()
     np.testing.assert_allclose(norms[np.diff(Y.indptr) > 0], 1, rtol=1e-5)
@@ -227,3 +229,12 @@ def test_head_errors(emb):
         make_model("mlp", 4, "bce", n_labels=3)
     with pytest.raises(TypeError, match="LabelEmbedding"):
         EmbeddingHead(3, "not an embedding")
+
+
+def test_targets_from_names_equal_encode():
+    sets = [["cat", "pet"], ["dog", "pet"], ["car"], ["dog"], ["cat", "dog", "pet"]] * 10
+    emb = labelemb.fit_embeddings(sets, dim=2)
+    t = EmbeddingTargets(emb)
+    np.testing.assert_allclose(t(sets[:5]).numpy(), emb.encode(sets[:5]), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        t([["cat", "unicorn"]])

@@ -14,6 +14,8 @@ from __future__ import annotations
 from . import _blas, _core, metrics
 from ._version import __version__
 from .cooccurrence import Cooccurrence, MemoryBudgetError, cooccurrence
+from .eigh import randomized_eigh
+from .embedding import EmbeddingWarning, LabelEmbedding, fit_embeddings
 from .pmi import pmi_matrix
 from .streaming import read_labels
 from .synthetic import make_topic_labels
@@ -23,11 +25,15 @@ _blas.register(_core)
 
 __all__ = [
     "Cooccurrence",
+    "EmbeddingWarning",
+    "LabelEmbedding",
     "MemoryBudgetError",
     "__version__",
     "cooccurrence",
+    "fit_embeddings",
     "make_topic_labels",
     "pmi_matrix",
+    "randomized_eigh",
     "read_labels",
     "show_config",
     "TopkIndex",

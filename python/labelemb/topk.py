@@ -347,6 +347,7 @@ class TopkIndex:
         self.radii_ = np.zeros(nc)
         np.maximum.at(self.radii_, assign, delta)
         self._ids = np.ascontiguousarray(order, dtype=_index_dtype(L))
+        self._sorted = np.ascontiguousarray(v[order])  # contiguous prefixes, cheap to gather
         self._delta = np.ascontiguousarray(delta[order])
         self._offsets = offsets
         self._centres = centres
@@ -380,9 +381,9 @@ class TopkIndex:
         if n == 0:
             self.last_scored_fraction_ = 0.0
             return indices, scores
-        scored = _core.topk_clustered(q, self.vectors, self._ids, self._delta, self._offsets,
-                                      self._centres, k, ex_indptr, ex_indices, scores, indices,
-                                      num_threads)
+        scored = _core.topk_clustered(q, self.vectors, self._sorted, self._ids, self._delta,
+                                      self._offsets, self._centres, k, ex_indptr, ex_indices,
+                                      scores, indices, num_threads)
         self.last_scored_fraction_ = scored / (n * L)
         return indices, scores
 

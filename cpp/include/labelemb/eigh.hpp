@@ -60,6 +60,9 @@ struct EighStats {
 
 namespace eigh_detail {
 
+// Below this many entries in a block, dense steps run on the calling thread alone.
+constexpr int64_t kSmallWork = int64_t(1) << 16;
+
 inline int to_int(int64_t x) {
     LABELEMB_CHECK(x >= 0 && x <= INT_MAX, "dimension " << x << " does not fit BLAS's int");
     return static_cast<int>(x);
@@ -326,8 +329,9 @@ template <class Apply>
 void randomized_eigh(int64_t n, Apply&& apply, const EighParams& prm, double* values,
                      float* vectors, int num_threads, EighStats* stats_out) {
     using namespace eigh_detail;
-    const int nt = resolve_threads(num_threads);
     const int64_t k = prm.k, l = prm.l;
+    // Small blocks are not worth waking threads for (each parallel region costs a barrier).
+    const int nt = n * l < kSmallWork ? 1 : resolve_threads(num_threads);
     LABELEMB_CHECK(k >= 1 && k <= l && l <= n, "need 1 <= k <= l <= n, got k=" << k << ", l=" << l
                                                                              << ", n=" << n);
     const BlasTable& lib = blas();

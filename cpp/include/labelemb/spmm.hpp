@@ -155,7 +155,10 @@ template <class I>
 void spmm(const CsrF32<I>& A, const double* X, int64_t ldx, int64_t w, double* Y, int64_t ldy,
           float* panel, int num_threads) {
     using namespace spmm_detail;
-    const int nt = resolve_threads(num_threads);
+    // Small products are not worth waking threads for (two barriers per panel).
+    const int nt = (A.indptr[A.n_rows] + A.n_rows) * w < (int64_t(1) << 18)
+                       ? 1
+                       : resolve_threads(num_threads);
     const int64_t n_chunks = static_cast<int64_t>(A.chunks.size()) - 1;
     const int64_t nc = A.n_cols;
     for (int64_t c0 = 0; c0 < w; c0 += kPanel) {
@@ -188,7 +191,7 @@ void spmm(const CsrF32<I>& A, const double* X, int64_t ldx, int64_t w, double* Y
 template <class I>
 double csr_asymmetry(int64_t n, const int64_t* indptr, const I* indices, const float* data,
                      double* max_abs, bool* sorted, int num_threads) {
-    const int nt = resolve_threads(num_threads);
+    const int nt = indptr[n] < (int64_t(1) << 16) ? 1 : resolve_threads(num_threads);
     int ok = 1;
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(&& : ok)
     for (int64_t r = 0; r < n; ++r)

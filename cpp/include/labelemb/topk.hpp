@@ -363,12 +363,14 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
 }
 
 // Labels grouped in clusters for the pruned path. Cluster c holds the labels at
-// positions offsets[c] .. offsets[c+1]: position p is original label ids[p], at distance
-// delta[p] >= |V[ids[p]] - centre_c| from the centre (centres[c * d ..]), and positions
-// within a cluster are in decreasing delta. V is in original label order (L x d).
+// positions offsets[c] .. offsets[c+1]: position p is original label ids[p], stored at
+// S[p * d ..] (the vectors in position order), at distance delta[p] >=
+// |S[p] - centre_c| from the centre (centres[c * d ..]); positions within a cluster
+// are in decreasing delta. V holds the same vectors in original label order.
 template <class I>
 struct ClusterIndex {
     const float* V = nullptr;
+    const float* S = nullptr;
     int64_t L = 0, d = 0, n_clusters = 0;
     const I* ids = nullptr;
     const double* delta = nullptr;
@@ -404,6 +406,8 @@ struct PruneStats {
 };
 
 // Exact top-k of Q (n x d) against the clustered labels: the output of topk_blocked.
+// Queries are taken in chunks whose centre scores (chunk x n_clusters floats, <= 64 MB)
+// are computed once, used to group the chunk's queries and then to bound the clusters.
 template <class I>
 void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_t k,
                     const Exclusions& ex, float* out_s, I* out_id, const TopkParams& prm,
@@ -414,9 +418,8 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
     LABELEMB_CHECK(k >= 1 && k <= L, "k must be in [1, " << L << "], got " << k);
     LABELEMB_CHECK(d >= 1 && nc >= 1, "the index must have at least one cluster and column");
     int nt = resolve_threads(num_threads);
-    const int64_t lb = std::min<int64_t>(prm.label_block > 0 ? prm.label_block : 2048, L);
-    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 64, n, nt);
-    const int64_t n_qb = ceil_div(n, nb);
+    const int64_t lb = std::min<int64_t>(prm.label_block > 0 ? prm.label_block : 1024, L);
+    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 256, n, nt);
     const double inf = std::numeric_limits<double>::infinity();
 
     // Rounding: a computed centre score is within error_coef |q| |c| of the exact one
@@ -431,161 +434,167 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
     for (int64_t c = 0; c < nc; ++c)
         radius[c] = ix.offsets[c + 1] > ix.offsets[c] ? ix.delta[ix.offsets[c]] : -inf;
 
-    std::vector<double> qnorm(static_cast<size_t>(n));
-    std::vector<int64_t> key(static_cast<size_t>(n));
-    ExceptionGuard guard;
-    // Pass 1: each query's two most promising clusters (largest bounds), to group queries
-    // that will need the same clusters into the same blocks.
-#pragma omp parallel num_threads(nt)
-    {
-        BlasSingleThreaded single;
-        std::vector<float> g;
-        guard.run([&] { g.resize(static_cast<size_t>(nb * nc)); });
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t qb = 0; qb < n_qb; ++qb) {
-            guard.run([&] {
-                const int64_t q0 = qb * nb, nq = std::min(nb, n - q0);
-                score_tile(ix.centres, nc, Q + q0 * d, nq, d, g.data());
-                for (int64_t r = 0; r < nq; ++r) {
-                    const double qn = norm2(Q + (q0 + r) * d, d);
-                    qnorm[q0 + r] = qn;
-                    int64_t a1 = 0, a2 = 0;
-                    double b1 = -inf, b2 = -inf;
-                    for (int64_t c = 0; c < nc; ++c) {
-                        const double b = double(g[r * nc + c]) + qn * radius[c];
-                        if (b > b1) {
-                            b2 = b1;
-                            a2 = a1;
-                            b1 = b;
-                            a1 = c;
-                        } else if (b > b2) {
-                            b2 = b;
-                            a2 = c;
-                        }
-                    }
-                    key[q0 + r] = a1 * nc + a2;
-                }
-            });
-        }
-    }
-    guard.rethrow();
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), int64_t(0));
-    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-        return key[a] < key[b] || (key[a] == key[b] && a < b);
-    });
-
+    const int64_t chunk = std::min<int64_t>(
+        n, std::max<int64_t>(1, (int64_t(64) << 20) / (4 * nc) / nb) * nb);
+    std::vector<float> G(static_cast<size_t>(chunk * nc));
+    std::vector<double> qnorm(static_cast<size_t>(chunk));
+    std::vector<int64_t> key(static_cast<size_t>(chunk)), order(static_cast<size_t>(chunk));
     int64_t scored_total = 0;
-#pragma omp parallel num_threads(nt) reduction(+ : scored_total)
-    {
-        BlasSingleThreaded single;
-        std::vector<float> qbuf, g, tile, vbuf;
-        std::vector<I> idbuf;
-        std::vector<double> margin, maxb;
-        std::vector<int64_t> corder;
-        std::vector<RowTopk<I>> rows;
-        guard.run([&] {
-            qbuf.resize(static_cast<size_t>(nb * d));
-            g.resize(static_cast<size_t>(nb * nc));
-            tile.resize(static_cast<size_t>(nb * lb));
-            vbuf.resize(static_cast<size_t>(lb * d));
-            idbuf.resize(static_cast<size_t>(lb));
-            margin.resize(static_cast<size_t>(nb));
-            maxb.resize(static_cast<size_t>(nc));
-            corder.resize(static_cast<size_t>(nc));
-            rows.resize(static_cast<size_t>(nb));
-        });
+    ExceptionGuard guard;
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        const int64_t cn = std::min(chunk, n - c0);
+        const int64_t n_qb = ceil_div(cn, nb);
+        // Pass 1: centre scores, norms, and each query's two most promising clusters
+        // (largest bounds), to group queries that will need the same clusters.
+#pragma omp parallel num_threads(nt)
+        {
+            BlasSingleThreaded single;
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t qb = 0; qb < n_qb; ++qb) {
-            guard.run([&] {
-                const int64_t q0 = qb * nb, nq = std::min(nb, n - q0);
-                for (int64_t r = 0; r < nq; ++r) {
-                    const int64_t q = order[q0 + r];
-                    std::memcpy(qbuf.data() + r * d, Q + q * d, sizeof(float) * d);
-                    const int64_t* eb;
-                    const int64_t* ee;
-                    ex.row(q, &eb, &ee);
-                    const double slack = slack_coef * qnorm[q] + margin_abs;
-                    rows[r].reset(k, static_cast<float>(slack), eb, ee);
-                    margin[r] = margin_coef * qnorm[q] + margin_abs;
-                }
-                score_tile(ix.centres, nc, qbuf.data(), nq, d, g.data());
-                std::fill(maxb.begin(), maxb.end(), -inf);
-                for (int64_t r = 0; r < nq; ++r) {
-                    const double qn = qnorm[order[q0 + r]];
-                    for (int64_t c = 0; c < nc; ++c)
-                        maxb[c] = std::max(maxb[c], double(g[r * nc + c]) + qn * radius[c] +
-                                                        margin[r]);
-                }
-                std::iota(corder.begin(), corder.end(), int64_t(0));
-                std::sort(corder.begin(), corder.end(), [&](int64_t a, int64_t b) {
-                    return maxb[a] > maxb[b] || (maxb[a] == maxb[b] && a < b);
-                });
-                int64_t batch = 0;
-                int64_t target = std::min(lb, std::max<int64_t>(256, 2 * k));
-                double min_thr = -inf;  // the lowest threshold of the block's rows
-                auto flush = [&] {
-                    if (batch == 0) return;
-                    score_tile(vbuf.data(), batch, qbuf.data(), nq, d, tile.data());
-                    scored_total += batch * nq;
-                    const I* idp = idbuf.data();
-                    min_thr = inf;
-                    for (int64_t r = 0; r < nq; ++r) {
-                        scan_row<I>(tile.data() + r * batch, batch,
-                                    [idp](int64_t j) { return idp[j]; }, rows[r]);
-                        rows[r].tighten();
-                        min_thr = std::min(min_thr, double(rows[r].thr));
-                    }
-                    batch = 0;
-                    target = std::min(lb, 2 * target);
-                };
-                for (int64_t ci = 0; ci < nc; ++ci) {
-                    const int64_t c = corder[ci];
-                    // Clusters come in decreasing order of their best bound over the block:
-                    // once it is below every row's threshold, no later cluster can help.
-                    if (maxb[c] < min_thr) break;
-                    // Smallest distance from the centre a label needs for some row to
-                    // possibly want it; labels are stored by decreasing distance.
-                    double need = inf;
-                    for (int64_t r = 0; r < nq && need > -inf; ++r) {
-                        const double gap = double(rows[r].thr) - double(g[r * nc + c]) - margin[r];
-                        const double qn = qnorm[order[q0 + r]];
-                        if (gap <= 0)
-                            need = -inf;
-                        else if (qn > 0)
-                            need = std::min(need, gap / qn);
-                    }
-                    const int64_t a = ix.offsets[c];
-                    int64_t e = ix.offsets[c + 1];
-                    if (need > -inf) {
-                        // First position with delta < need (delta is decreasing).
-                        e = std::partition_point(ix.delta + a, ix.delta + e,
-                                                 [need](double x) { return x >= need; }) -
-                            ix.delta;
-                    }
-                    for (int64_t p = a; p < e;) {
-                        const int64_t take = std::min(e - p, lb - batch);
-                        for (int64_t t = 0; t < take; ++t) {
-                            const I id = ix.ids[p + t];
-                            std::memcpy(vbuf.data() + (batch + t) * d, ix.V + int64_t(id) * d,
-                                        sizeof(float) * d);
-                            idbuf[batch + t] = id;
+            for (int64_t qb = 0; qb < n_qb; ++qb) {
+                guard.run([&] {
+                    const int64_t r0 = qb * nb, nq = std::min(nb, cn - r0);
+                    score_tile(ix.centres, nc, Q + (c0 + r0) * d, nq, d, G.data() + r0 * nc);
+                    for (int64_t r = r0; r < r0 + nq; ++r) {
+                        const double qn = norm2(Q + (c0 + r) * d, d);
+                        qnorm[r] = qn;
+                        const float* g = G.data() + r * nc;
+                        int64_t a1 = 0, a2 = 0;
+                        double b1 = -inf, b2 = -inf;
+                        for (int64_t c = 0; c < nc; ++c) {
+                            const double b = double(g[c]) + qn * radius[c];
+                            if (b > b1) {
+                                b2 = b1;
+                                a2 = a1;
+                                b1 = b;
+                                a1 = c;
+                            } else if (b > b2) {
+                                b2 = b;
+                                a2 = c;
+                            }
                         }
-                        batch += take;
-                        p += take;
-                        if (batch == lb) flush();
+                        key[r] = a1 * nc + a2;
                     }
-                    if (batch >= target) flush();
-                }
-                flush();
-                for (int64_t r = 0; r < nq; ++r) {
-                    const int64_t q = order[q0 + r];
-                    rows[r].finish(Q + q * d, ix.V, d, out_s + q * k, out_id + q * k);
-                }
-            });
+                });
+            }
         }
+        guard.rethrow();
+        std::iota(order.begin(), order.begin() + cn, int64_t(0));
+        std::sort(order.begin(), order.begin() + cn, [&](int64_t a, int64_t b) {
+            return key[a] < key[b] || (key[a] == key[b] && a < b);
+        });
+
+        // Pass 2: blocks of grouped queries; per block, the clusters by decreasing bound
+        // and, of each, the prefix some row may still need.
+#pragma omp parallel num_threads(nt) reduction(+ : scored_total)
+        {
+            BlasSingleThreaded single;
+            std::vector<float> qbuf, tile, vbuf, thr;
+            std::vector<I> idbuf;
+            std::vector<const float*> grow;
+            std::vector<double> margin, inv_qn, maxb;
+            std::vector<int64_t> corder;
+            std::vector<RowTopk<I>> rows;
+            guard.run([&] {
+                qbuf.resize(static_cast<size_t>(nb * d));
+                tile.resize(static_cast<size_t>(nb * lb));
+                vbuf.resize(static_cast<size_t>(lb * d));
+                idbuf.resize(static_cast<size_t>(lb));
+                thr.resize(static_cast<size_t>(nb));
+                grow.resize(static_cast<size_t>(nb));
+                margin.resize(static_cast<size_t>(nb));
+                inv_qn.resize(static_cast<size_t>(nb));
+                maxb.resize(static_cast<size_t>(nc));
+                corder.resize(static_cast<size_t>(nc));
+                rows.resize(static_cast<size_t>(nb));
+            });
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t qb = 0; qb < n_qb; ++qb) {
+                guard.run([&] {
+                    const int64_t r0 = qb * nb, nq = std::min(nb, cn - r0);
+                    std::fill(maxb.begin(), maxb.end(), -inf);
+                    for (int64_t r = 0; r < nq; ++r) {
+                        const int64_t rc = order[r0 + r], q = c0 + rc;
+                        std::memcpy(qbuf.data() + r * d, Q + q * d, sizeof(float) * d);
+                        const int64_t* eb;
+                        const int64_t* ee;
+                        ex.row(q, &eb, &ee);
+                        const double qn = qnorm[rc];
+                        rows[r].reset(k, static_cast<float>(slack_coef * qn + margin_abs), eb, ee);
+                        thr[r] = rows[r].thr;
+                        margin[r] = margin_coef * qn + margin_abs;
+                        inv_qn[r] = qn > 0 ? 1.0 / qn : inf;
+                        grow[r] = G.data() + rc * nc;
+                        for (int64_t c = 0; c < nc; ++c)
+                            maxb[c] = std::max(maxb[c], double(grow[r][c]) + qn * radius[c] +
+                                                            margin[r]);
+                    }
+                    std::iota(corder.begin(), corder.end(), int64_t(0));
+                    std::sort(corder.begin(), corder.end(), [&](int64_t a, int64_t b) {
+                        return maxb[a] > maxb[b] || (maxb[a] == maxb[b] && a < b);
+                    });
+                    int64_t batch = 0;
+                    int64_t target = std::min(lb, std::max<int64_t>(256, 2 * k));
+                    double min_thr = -inf;  // the lowest threshold of the block's rows
+                    auto flush = [&] {
+                        if (batch == 0) return;
+                        score_tile(vbuf.data(), batch, qbuf.data(), nq, d, tile.data());
+                        scored_total += batch * nq;
+                        const I* idp = idbuf.data();
+                        float lowest = std::numeric_limits<float>::infinity();
+                        for (int64_t r = 0; r < nq; ++r) {
+                            scan_row<I>(tile.data() + r * batch, batch,
+                                        [idp](int64_t j) { return idp[j]; }, rows[r]);
+                            rows[r].tighten();
+                            thr[r] = rows[r].thr;
+                            lowest = std::min(lowest, thr[r]);
+                        }
+                        min_thr = lowest;
+                        batch = 0;
+                        target = std::min(lb, 2 * target);
+                    };
+                    for (int64_t ci = 0; ci < nc; ++ci) {
+                        const int64_t c = corder[ci];
+                        // Clusters come in decreasing order of their best bound over the
+                        // block: once it is below every row's threshold, none later helps.
+                        if (maxb[c] < min_thr) break;
+                        // The smallest distance from the centre a label needs for some row
+                        // to possibly want it; labels are stored by decreasing distance.
+                        double need = inf;
+                        for (int64_t r = 0; r < nq; ++r) {
+                            const double gap = double(thr[r]) - double(grow[r][c]) - margin[r];
+                            if (gap <= 0) {
+                                need = -inf;
+                                break;
+                            }
+                            need = std::min(need, gap * inv_qn[r]);
+                        }
+                        const int64_t a = ix.offsets[c];
+                        int64_t e = ix.offsets[c + 1];
+                        if (need > -inf)  // first position with delta < need
+                            e = std::partition_point(ix.delta + a, ix.delta + e,
+                                                     [need](double x) { return x >= need; }) -
+                                ix.delta;
+                        for (int64_t p = a; p < e;) {
+                            const int64_t take = std::min(e - p, lb - batch);
+                            std::memcpy(vbuf.data() + batch * d, ix.S + p * d,
+                                        sizeof(float) * take * d);
+                            std::copy(ix.ids + p, ix.ids + p + take, idbuf.data() + batch);
+                            batch += take;
+                            p += take;
+                            if (batch == lb) flush();
+                        }
+                        if (batch >= target) flush();
+                    }
+                    flush();
+                    for (int64_t r = 0; r < nq; ++r) {
+                        const int64_t q = c0 + order[r0 + r];
+                        rows[r].finish(Q + q * d, ix.V, d, out_s + q * k, out_id + q * k);
+                    }
+                });
+            }
+        }
+        guard.rethrow();
     }
-    guard.rethrow();
     if (stats) stats->scored = scored_total;
 }
 

@@ -1,0 +1,338 @@
+"""The ``labelemb`` command.
+
+::
+
+    labelemb fit LABELS_FILE --dim 256 -o emb.npz          # one sample per line, "a,b,c"
+    labelemb fit --synthetic 100000x2000 --dim 64 -o emb.npz
+    labelemb neighbors emb.npz LABEL -k 10
+
+Each subcommand is one function registered with :func:`command`, which names it, gives
+its help line and declares its arguments (built with :func:`arg`); ``main`` builds the
+parser from the registry. A subcommand returns the exit status (0 or None for success).
+User errors (bad input, missing files) print ``labelemb <command>: error: ...`` to stderr
+and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+try:  # the shared reader, when this build has it
+    from .formats import read_label_list
+except ImportError:  # pragma: no cover
+    read_label_list = None
+
+Argument = Tuple[Tuple[str, ...], dict]
+_COMMANDS: Dict[str, Tuple[str, Sequence[Argument], Callable[[argparse.Namespace], int]]] = {}
+
+
+def arg(*flags: str, **kwargs) -> Argument:
+    """One argument of a subcommand, as for ``ArgumentParser.add_argument``."""
+    return flags, kwargs
+
+
+def command(name: str, help: str, *arguments: Argument):
+    """Register the decorated function ``f(args) -> int`` as subcommand ``name``."""
+
+    def register(fn):
+        _COMMANDS[name] = (help, arguments, fn)
+        return fn
+
+    return register
+
+
+# ------------------------------------------------------------------------------ fit
+
+
+def _read_label_file(path: str, delimiter: str):
+    """(labels, label_names): a CSR matrix and its column names (None for integer ids)."""
+    if read_label_list is not None:
+        return read_label_list(path, delimiter=delimiter)
+    with open(path, encoding="utf-8") as f:  # pragma: no cover - simple fallback
+        sets = [[t.strip() for t in line.rstrip("\r\n").split(delimiter) if t.strip()]
+                for line in f]
+    return sets, None
+
+
+def _parse_synthetic(text: str) -> Tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m:
+        raise ValueError(f"--synthetic takes N x L, for example 100000x2000, got {text!r}")
+    n, L = int(m.group(1)), int(m.group(2))
+    if n < 1 or L < 2:
+        raise ValueError(f"--synthetic needs N >= 1 samples and L >= 2 labels, got {text!r}")
+    return n, L
+
+
+@command(
+    "fit", "fit label embeddings from training label sets and save them (.npz)",
+    arg("labels_file", nargs="?", metavar="LABELS_FILE",
+        help="label-list text file: one sample per line, its labels separated by --delimiter"),
+    arg("--synthetic", metavar="NxL", help="use the synthetic topic set of N samples, L labels"),
+    arg("--dim", type=int, default=256, help="embedding dimension (default 256)"),
+    arg("-o", "--output", required=True, metavar="OUT.npz", help="where to save the embedding"),
+    arg("--pmi", choices=("ppmi", "pmi"), default="ppmi", help="PMI variant (default ppmi)"),
+    arg("--shift", type=float, default=0.0, help="subtracted from every PMI value (log k)"),
+    arg("--alpha", type=float, default=1.0, help="context smoothing exponent (0.75 is usual)"),
+    arg("--min-count", type=int, default=1, help="drop pairs seen fewer times"),
+    arg("--diagonal", choices=("self", "zero"), default="self", help="PMI diagonal"),
+    arg("--n-iter", type=int, default=4, help="power iterations (default 4)"),
+    arg("--oversample", type=int, default=16, help="extra basis vectors (default 16)"),
+    arg("--seed", type=int, default=0, help="random seed (default 0)"),
+    arg("--threads", type=int, default=0, help="threads, 0 = all cores (default)"),
+    arg("--delimiter", default=",", help="label separator in LABELS_FILE (default ',')"),
+    arg("--no-progress", action="store_true", help="no progress bars"),
+)
+def fit(args: argparse.Namespace) -> int:
+    import labelemb
+
+    if (args.labels_file is None) == (args.synthetic is None):
+        raise ValueError("give either LABELS_FILE or --synthetic NxL")
+    t0 = time.perf_counter()
+    if args.synthetic is not None:
+        n, L = _parse_synthetic(args.synthetic)
+        labels = labelemb.make_topic_labels(n, L, seed=args.seed).labels
+        source = f"synthetic topic set {n} x {L}"
+    else:
+        Y, names = _read_label_file(args.labels_file, args.delimiter)
+        source = args.labels_file
+        if names is not None:  # keep the names: count here, then embed the counts
+            c = labelemb.cooccurrence(Y, num_threads=args.threads)
+            labels = labelemb.Cooccurrence(c.n_samples, c.label_counts, c.pairs, names)
+        else:
+            labels = Y
+    t_read = time.perf_counter() - t0
+    emb = labelemb.fit_embeddings(
+        labels, args.dim, pmi=args.pmi, shift=args.shift, alpha=args.alpha,
+        min_count=args.min_count, diagonal=args.diagonal, n_iter=args.n_iter,
+        oversample=args.oversample, seed=args.seed, num_threads=args.threads,
+        progress=not args.no_progress)
+    t_fit = time.perf_counter() - t0 - t_read
+    emb.save(args.output)
+    ev = emb.eigenvalues
+    print(f"{emb!r}")
+    print(f"  from {source}: read in {t_read:.2f} s, fit in {t_fit:.2f} s")
+    print(f"  eigenvalues kept: {len(ev)}, from {ev[0]:.4g} down to {ev[-1]:.4g}")
+    print(f"  saved to {args.output}")
+    _print_top_neighbors(emb, n_labels=5, k=5)
+    return 0
+
+
+def _print_top_neighbors(emb, n_labels: int, k: int) -> None:
+    has_vector = np.any(emb.vectors != 0, axis=1)
+    k = min(k, int(has_vector.sum()) - 1)
+    if k < 1:
+        return
+    order = np.argsort(-emb.label_counts, kind="stable")
+    top = [int(i) for i in order if has_vector[i]][:n_labels]
+    print(f"nearest neighbours of the {len(top)} most frequent labels:")
+    for i in top:
+        near = ", ".join(f"{name} ({cos:.2f})" for name, cos in emb.neighbors(i, k=k))
+        print(f"  {emb._label(i)} [{emb.label_counts[i]}]: {near}")
+
+
+# ------------------------------------------------------------------------------ neighbors
+
+
+def _parse_label(emb, text: str):
+    if emb.label_names is not None:
+        if text in emb._index():
+            return text
+        raise ValueError(f"unknown label {text!r}")
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"this embedding has integer label ids; {text!r} is not one") from None
+
+
+@command(
+    "neighbors", "print the labels nearest to a label (cosine of the label vectors)",
+    arg("embedding", metavar="EMBEDDING.npz", help="an embedding saved by 'labelemb fit'"),
+    arg("label", metavar="LABEL", help="a label name, or an integer id"),
+    arg("-k", type=int, default=10, help="how many neighbours (default 10)"),
+)
+def neighbors(args: argparse.Namespace) -> int:
+    from .embedding import LabelEmbedding
+
+    emb = LabelEmbedding.load(args.embedding)
+    label = _parse_label(emb, args.label)
+    rows = emb.neighbors(label, k=args.k)
+    width = max(len(str(name)) for name, _ in rows)
+    print(f"nearest labels to {label!r} ({emb!r}):")
+    for rank, (name, cos) in enumerate(rows, 1):
+        print(f"  {rank:3d}  {str(name):<{width}}  {cos:.4f}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ train, evaluate
+
+
+@command(
+    "train", "train a classifier (a small MLP) on features and label sets, save it (.pt)",
+    arg("features", metavar="FEATURES",
+        help="inputs, one row per sample: .npy (n x F array) or .npz (one array)"),
+    arg("labels", metavar="LABELS",
+        help="the samples' label sets: label-list text (one line per sample, labels "
+             "separated by --delimiter, names or integer ids) or a CSR .npz "
+             "(scipy.sparse.save_npz)"),
+    arg("-o", "--output", required=True, metavar="MODEL.pt", help="where to save the model"),
+    arg("--objective", choices=("embedding", "bce", "lowrank"), default="embedding",
+        help="embedding: regress onto the label embedding with cosine proximity (the "
+             "paper); bce: one sigmoid output per label (the usual baseline); lowrank: "
+             "sigmoid outputs through the embedding (default embedding)"),
+    arg("--embedding", metavar="EMB.npz",
+        help="label embedding from 'labelemb fit' (default: fit one on the training labels)"),
+    arg("--dim", type=int, default=256, help="dimension of that embedding (default 256)"),
+    arg("--epochs", type=int, default=10, help="passes over the training set (default 10)"),
+    arg("--lr", type=float, default=1e-3, help="learning rate (default 0.001)"),
+    arg("--batch-size", type=int, default=256, help="samples per step (default 256)"),
+    arg("--hidden", default="512", help="hidden layer widths, e.g. 1024,512 (default 512)"),
+    arg("--dropout", type=float, default=0.0, help="dropout after each hidden layer"),
+    arg("--optimizer", choices=("adamw", "adam", "sgd"), default="adamw",
+        help="default adamw"),
+    arg("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0)"),
+    arg("--schedule", choices=("constant", "cosine"), default="constant",
+        help="learning-rate schedule (default constant)"),
+    arg("--valid-features", metavar="FILE", help="validation inputs (with --valid-labels)"),
+    arg("--valid-labels", metavar="FILE", help="validation label sets"),
+    arg("--valid-fraction", type=float, default=0.1,
+        help="without --valid-*, hold out this share of the samples to report P@k, nDCG "
+             "and MAP after each epoch; 0 = none (default 0.1)"),
+    arg("--device", default="auto",
+        help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N"),
+    arg("--seed", type=int, default=0, help="random seed (default 0)"),
+    arg("--checkpoint-dir", metavar="DIR",
+        help="save a checkpoint after every epoch (and history.jsonl) here"),
+    arg("--resume", action="store_true", help="continue from the last checkpoint in DIR"),
+    arg("--log", metavar="FILE.jsonl", help="write one JSON line per epoch here"),
+    arg("--delimiter", default=",", help="label separator in label-list files (default ',')"),
+    arg("--no-progress", action="store_true", help="no progress bars"),
+    arg("-q", "--quiet", action="store_true", help="print nothing but errors"),
+)
+def train(args: argparse.Namespace) -> int:
+    return _torch_cli().train_command(args)
+
+
+def _torch_cli():
+    """The torch side of train/evaluate, imported only when they run."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ValueError("this command needs PyTorch: pip install torch (the CPU build is "
+                         "enough), or pip install 'labelemb[torch]'") from None
+    from .torch import _cli
+
+    return _cli
+
+
+train.epilog = """examples:
+  labelemb train X.npy tags.txt -o model.pt                   # embedding objective
+  labelemb train X.npy tags.txt -o base.pt --objective bce    # sigmoid baseline
+  labelemb evaluate model.pt X_test.npy tags_test.txt
+
+Needs the torch extra (pip install "labelemb[torch]"). Training runs on a CUDA GPU when
+one is available (bf16 autocast), else on the CPU. Under torchrun, it trains with
+DistributedDataParallel across the processes."""
+
+
+@command(
+    "evaluate", "score a model saved by 'labelemb train' on features and their label sets",
+    arg("model", metavar="MODEL.pt", help="a model saved by 'labelemb train'"),
+    arg("features", metavar="FEATURES", help="inputs: .npy or .npz, as for train"),
+    arg("labels", metavar="LABELS", help="true label sets: label-list text or CSR .npz"),
+    arg("-k", default="1,3,5", help="ranks for P@k, recall@k, nDCG@k (default 1,3,5)"),
+    arg("--map-k", type=int, default=100, help="k of MAP@k (default 100, as the paper)"),
+    arg("--predictions", metavar="FILE.txt",
+        help="also write each sample's top labels, one line per sample"),
+    arg("--top", type=int, default=10, help="labels per line in --predictions (default 10)"),
+    arg("--device", default="auto", help="auto, cpu, cuda or cuda:N"),
+    arg("--batch-size", type=int, default=2048, help="samples per forward pass"),
+    arg("--delimiter", default=",", help="label separator in text files (default ',')"),
+    arg("--json", action="store_true", help="print the metrics as one JSON object"),
+)
+def evaluate(args: argparse.Namespace) -> int:
+    return _torch_cli().evaluate_command(args)
+
+
+evaluate.epilog = """metrics: precision@k, recall@k, nDCG@k and MAP@k of the top-ranked labels
+(embedding models rank labels by their nearest label vectors, baselines by their
+outputs); samples without labels are left out."""
+
+
+@command(
+    "demo", "train a small CNN on the embedded Openclipart images, with label embeddings and "
+    "with the sigmoid baseline, and compare them",
+    arg("-o", "--output", default="labelemb-demo", metavar="DIR",
+        help="folder for report.json, curves.png and the training logs (default labelemb-demo)"),
+    arg("--epochs", type=int, default=10, help="epochs per recipe (default 10)"),
+    arg("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N"),
+    arg("--recipes", default=None,
+        help="comma-separated, from paper, bce, lowrank (default: all three)"),
+    arg("--limit", type=int, default=None, metavar="N",
+        help="use at most N training and N test images (a quick look)"),
+    arg("--dim", type=int, default=64, help="label embedding dimension (default 64)"),
+    arg("--seed", type=int, default=0, help="random seed (default 0)"),
+    arg("--no-progress", action="store_true", help="no progress bars"),
+)
+def demo(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ValueError("the demo needs PyTorch: pip install torch (the CPU build is "
+                         "enough), or pip install 'labelemb[torch]'") from None
+    from .demo import DEFAULT_RECIPES, run_demo
+
+    recipes = DEFAULT_RECIPES if args.recipes is None else \
+        tuple(r.strip() for r in args.recipes.split(",") if r.strip())
+    if args.epochs < 1:
+        raise ValueError("--epochs must be >= 1")
+    run_demo(args.output, epochs=args.epochs, device=args.device, limit=args.limit,
+             recipes=recipes, dim=args.dim, seed=args.seed, progress=not args.no_progress)
+    return 0
+
+
+demo.epilog = """Fits label embeddings on the training labels, prints the nearest labels of
+frequent ones, trains the same small CNN once per recipe for the same number of epochs,
+and prints P@1, P@5, nDCG@5, MAP@100, time per epoch and the epochs each model needs to
+reach the others' best P@5. About 4 minutes on 2 CPU cores with the defaults."""
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="labelemb",
+        description="Information-theoretic label embeddings for multi-label classification.")
+    parser.add_argument("--version", action="version", version=f"labelemb {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_line, arguments, fn) in _COMMANDS.items():
+        p = sub.add_parser(name, help=help_line, description=help_line,
+                           epilog=getattr(fn, "epilog", None),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        for flags, kwargs in arguments:
+            p.add_argument(*flags, **kwargs)
+        p.set_defaults(_run=fn)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``labelemb`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, OSError) as e:
+        print(f"labelemb {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""The work behind ``labelemb train`` and ``labelemb evaluate`` (see labelemb.cli).
+
+Imported only when one of those subcommands runs, so ``labelemb --help`` and the other
+subcommands never import torch.
+
+A trained model is saved as one ``torch.save`` file, read back with
+``weights_only=True`` (no pickled code): the architecture (an MLP backbone and the head),
+the weights, the label vectors (embedding objective), the label names and the history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from typing import List, Optional, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+import labelemb
+
+from .heads import make_model, mlp
+from .train import _resolve_device, evaluate, fit, predict
+
+MODEL_FORMAT = "labelemb-model"
+MODEL_VERSION = 1
+
+
+# ---------------------------------------------------------------- files
+def read_features(path: str) -> np.ndarray:
+    """Features from ``.npy`` (n x F) or ``.npz`` (its single array, or ``features`` /
+    ``X``); a scipy sparse ``.npz`` is densified."""
+    if not os.path.isfile(path):
+        raise ValueError(f"no such features file: {path!r}")
+    if path.endswith(".npy"):
+        x = np.load(path, allow_pickle=False)
+    elif path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            if "format" in z.files and "indptr" in z.files:  # scipy.sparse.save_npz
+                x = sp.load_npz(path).toarray()
+            else:
+                keys = [k for k in ("features", "X") if k in z.files] or z.files
+                if len(keys) != 1:
+                    raise ValueError(f"{path} holds arrays {z.files}; name the features "
+                                     "'features' (np.savez(path, features=X))")
+                x = z[keys[0]]
+    else:
+        raise ValueError(f"features file {path!r} must end in .npy or .npz")
+    if x.ndim < 2:
+        raise ValueError(f"{path}: features must have one row per sample (2-D or more), got "
+                         f"shape {x.shape}")
+    return x
+
+
+def read_labels(path: str, delimiter: str, ids: Optional[bool] = None
+                ) -> Tuple[sp.csr_matrix, Optional[List[str]]]:
+    """Labels from a CSR ``.npz`` (``scipy.sparse.save_npz``; ids are the columns) or a
+    label-list text file (one sample per line)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"no such labels file: {path!r}")
+    if path.endswith(".npz"):
+        try:
+            return sp.load_npz(path).tocsr(), None
+        except (ValueError, OSError, KeyError) as e:
+            raise ValueError(f"{path}: not a scipy sparse .npz ({e})") from None
+    from ..formats import read_label_list
+
+    return read_label_list(path, delimiter=delimiter, ids=ids)
+
+
+def to_vocabulary(Y: sp.csr_matrix, names: Optional[List[str]], vocab: Optional[List[str]],
+                  n_labels: int, what: str) -> sp.csr_matrix:
+    """Columns of ``Y`` (named ``names``, or ids) re-indexed into the model's label space."""
+    if names is None:
+        if Y.shape[1] > n_labels:
+            raise ValueError(f"{what} has label ids up to {Y.shape[1] - 1} but the model has "
+                             f"{n_labels} labels")
+        if Y.shape[1] < n_labels:
+            Y = sp.csr_matrix((Y.data, Y.indices, Y.indptr), shape=(Y.shape[0], n_labels))
+        return Y
+    if vocab is None:
+        raise ValueError(f"{what} holds label names but the model uses integer ids")
+    index = {name: i for i, name in enumerate(vocab)}
+    cols = np.array([index.get(n, -1) for n in names], dtype=np.int64)
+    if (cols < 0).any():
+        unknown = [n for n, c in zip(names, cols) if c < 0][:5]
+        raise ValueError(f"{what} has {int((cols < 0).sum())} label(s) the model does not "
+                         f"know, e.g. {unknown}")
+    Y = sp.csr_matrix((Y.data, cols[Y.indices], Y.indptr), shape=(Y.shape[0], n_labels))
+    Y.sort_indices()
+    return Y
+
+
+def _hidden(text: str) -> List[int]:
+    try:
+        sizes = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--hidden takes widths separated by commas, e.g. 512,512; got "
+                         f"{text!r}") from None
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"--hidden widths must be positive, got {text!r}")
+    return sizes
+
+
+def _build(config: dict, vectors: Optional[np.ndarray]):
+    backbone = mlp(config["in_features"], config["hidden"], dropout=config["dropout"])
+    width = config["hidden"][-1] if config["hidden"] else config["in_features"]
+    return make_model(backbone, width, config["head"], embedding=vectors,
+                      n_labels=config["n_labels"])
+
+
+def save_model(path: str, model, config: dict, vectors, label_names, history) -> None:
+    state = {"format": MODEL_FORMAT, "format_version": MODEL_VERSION, "config": config,
+             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "vectors": torch.from_numpy(vectors) if vectors is not None else None,
+             "label_names": list(label_names) if label_names is not None else None,
+             "history": history.epochs}
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_model(path: str):
+    """(model, config, vectors, label_names) from a file written by ``labelemb train``."""
+    if not os.path.isfile(path):
+        raise ValueError(f"no such model file: {path!r}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a foreign or corrupt file: say so, whatever torch raised
+        raise ValueError(f"{path}: cannot read a labelemb model ({type(e).__name__}: {e})"
+                         ) from None
+    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a model saved by 'labelemb train'")
+    if state.get("format_version", 0) > MODEL_VERSION:
+        raise ValueError(f"{path} was written by a newer labelemb; upgrade labelemb")
+    vectors = state["vectors"].numpy() if state["vectors"] is not None else None
+    model = _build(state["config"], vectors)
+    model.load_state_dict(state["state_dict"])
+    if state["config"]["head"] != "paper":
+        model[1].prior_initialized = True
+    return model, state["config"], vectors, state["label_names"]
+
+
+# ---------------------------------------------------------------- commands
+def train_command(args) -> int:
+    # Cheap checks first: a typo must not cost an embedding fit.
+    _resolve_device(args.device)
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got "
+                             f"{getattr(args, name)}")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    _hidden(args.hidden)
+    X = read_features(args.features)
+    if X.ndim != 2:
+        raise ValueError(f"{args.features}: the command's MLP takes 2-D features (n x F), "
+                         f"got shape {X.shape}; for images, call labelemb.torch.fit with "
+                         "your own model")
+    Y, names = read_labels(args.labels, args.delimiter)
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"{args.features} has {X.shape[0]} rows but {args.labels} has "
+                         f"{Y.shape[0]} label sets; they must describe the same samples")
+    emb = None
+    if args.embedding is not None:
+        from ..embedding import LabelEmbedding
+
+        emb = LabelEmbedding.load(args.embedding)
+        vocab = emb.label_names
+        if names is None and vocab is not None:
+            raise ValueError(f"{args.labels} holds integer ids but {args.embedding} has label "
+                             "names; give the labels by name")
+        Y = to_vocabulary(Y, names, vocab, emb.n_labels, args.labels)
+        names = vocab
+    n = X.shape[0]
+    if args.valid_features or args.valid_labels:
+        if not (args.valid_features and args.valid_labels):
+            raise ValueError("give both --valid-features and --valid-labels")
+        Xv = read_features(args.valid_features)
+        Yv, vnames = read_labels(args.valid_labels, args.delimiter,
+                                 ids=None if names is None else False)
+        Yv = to_vocabulary(Yv, vnames, names, Y.shape[1], args.valid_labels)
+        train, valid = (X, Y), (Xv, Yv)
+    elif args.valid_fraction > 0:
+        if not 0 < args.valid_fraction < 1:
+            raise ValueError(f"--valid-fraction must be in [0, 1), got {args.valid_fraction}")
+        order = np.random.default_rng(args.seed).permutation(n)
+        n_valid = max(1, int(round(n * args.valid_fraction)))
+        if n_valid >= n:
+            raise ValueError(f"--valid-fraction {args.valid_fraction} leaves no training "
+                             f"sample out of {n}")
+        v, t = np.sort(order[:n_valid]), np.sort(order[n_valid:])
+        train, valid = (X[t], Y[t]), (X[v], Y[v])
+    else:
+        train, valid = (X, Y), None
+    head = {"embedding": "paper", "bce": "bce", "lowrank": "lowrank"}[args.objective]
+    if head != "bce" and emb is None:
+        say = print if not args.quiet else (lambda *a, **k: None)
+        say(f"fitting a {args.dim}-dimensional label embedding on the {train[1].shape[0]} "
+            "training label sets ...")
+        emb = labelemb.fit_embeddings(train[1], dim=args.dim, seed=args.seed,
+                                      progress=not args.no_progress)
+        if names is not None:
+            emb.label_names = list(names)
+    vectors = emb.vectors if (emb is not None and head != "bce") else None
+    config = {"in_features": int(X.shape[1]), "hidden": _hidden(args.hidden),
+              "dropout": float(args.dropout), "head": head, "n_labels": int(Y.shape[1]),
+              "objective": args.objective}
+    torch.manual_seed(args.seed)
+    model = _build(config, vectors)
+    history = fit(model, train, emb if head != "bce" else None, valid=valid,
+                  epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                  optimizer=args.optimizer, weight_decay=args.weight_decay,
+                  schedule=args.schedule, device=args.device, seed=args.seed,
+                  progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
+                  resume=args.resume, log_path=args.log)
+    save_model(args.output, model.cpu(), config, vectors, names, history)
+    if not args.quiet:
+        last = history.epochs[-1] if history.epochs else {}
+        shown = {k: round(v, 4) for k, v in last.items()
+                 if k in ("loss", "p@1", "p@5", "ndcg@5", "map@100")}
+        print(f"trained {args.objective} model for {len(history)} epochs "
+              f"({sum(history['train_time']):.1f} s): {shown}")
+        print(f"saved to {args.output}")
+    return 0
+
+
+def evaluate_command(args) -> int:
+    _resolve_device(args.device)
+    model, config, vectors, vocab = load_model(args.model)
+    X = read_features(args.features)
+    Y, names = read_labels(args.labels, args.delimiter, ids=None if vocab is None else False)
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"{args.features} has {X.shape[0]} rows but {args.labels} has "
+                         f"{Y.shape[0]} label sets")
+    if X.ndim != 2 or X.shape[1] != config["in_features"]:
+        raise ValueError(f"{args.features} has shape {X.shape} but the model takes "
+                         f"{config['in_features']} features per sample")
+    Y = to_vocabulary(Y, names, vocab, config["n_labels"], args.labels)
+    try:
+        ks = sorted({int(k) for k in args.k.split(",") if k.strip()}) or [1, 3, 5]
+    except ValueError:
+        raise ValueError(f"-k takes ranks separated by commas, e.g. 1,3,5; got {args.k!r}"
+                         ) from None
+    dev = _resolve_device(args.device)
+    report = evaluate(model, (X, Y), vectors, ks=ks, map_k=args.map_k, device=dev,
+                      batch_size=args.batch_size)
+    if args.predictions:
+        idx, scores = predict(model, X, vectors, k=min(args.top, config["n_labels"]),
+                              device=dev, batch_size=args.batch_size)
+        lines = []
+        for row in idx:
+            labs = [vocab[i] if vocab is not None else str(i) for i in row]
+            lines.append(args.delimiter.join(labs))
+        with open(args.predictions, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    if args.json:
+        json.dump(report, sys.stdout)
+        print()
+    else:
+        print(f"{args.model}: {config['objective']} model, {config['n_labels']} labels; "
+              f"{report['n_samples']} samples with labels")
+        for key, v in report.items():
+            if key != "n_samples":
+                print(f"  {key:<14s} {v:.4f}")
+        if args.predictions:
+            print(f"top-{args.top} predictions written to {args.predictions}")
+    return 0

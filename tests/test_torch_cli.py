@@ -1,0 +1,131 @@
+"""``labelemb train`` and ``labelemb evaluate`` end to end on small files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+torch = pytest.importorskip("torch")
+
+import labelemb  # noqa: E402
+from labelemb.cli import main  # noqa: E402
+from labelemb.formats import write_label_list  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    data = labelemb.make_topic_labels(700, 30, n_features=16, feature_noise=0.5, seed=4)
+    names = np.array([f"tag{i:02d}" for i in range(30)])
+    X, Y = data.features, data.labels
+    np.save(d / "X.npy", X[:600])
+    np.savez(d / "X_test.npz", features=X[600:])
+    sets = [list(names[Y.indices[a:b]]) for a, b in zip(Y.indptr[:-1], Y.indptr[1:])]
+    with open(d / "tags.txt", "w") as f:
+        f.write("\n".join(",".join(s) for s in sets[:600]) + "\n")
+    with open(d / "tags_test.txt", "w") as f:
+        f.write("\n".join(",".join(s) for s in sets[600:]) + "\n")
+    sp.save_npz(d / "Y.npz", Y[:600])
+    write_label_list(d / "ids_test.txt", Y[600:])
+    return d
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("objective", ["embedding", "bce"])
+def test_train_then_evaluate_names(files, tmp_path, capsys, objective):
+    model = tmp_path / "model.pt"
+    code, out, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", model,
+                          "--objective", objective, "--epochs", "3", "--dim", "8",
+                          "--hidden", "32", "--lr", "0.01", "--batch-size", "64",
+                          "--no-progress", "--log", tmp_path / "log.jsonl")
+    assert code == 0, err
+    assert "saved to" in out
+    log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3] and "p@5" in log[0]
+    code, out, err = _run(capsys, "evaluate", model, files / "X_test.npz",
+                          files / "tags_test.txt", "--json", "--predictions",
+                          tmp_path / "pred.txt", "--top", "3")
+    assert code == 0, err
+    report = json.loads(out)
+    assert 0.3 < report["precision@1"] <= 1 and "map@30" in report
+    lines = (tmp_path / "pred.txt").read_text().splitlines()
+    assert len(lines) == 100 and all(len(x.split(",")) == 3 for x in lines)
+    assert all(t.startswith("tag") for t in lines[0].split(","))
+
+
+def test_train_csr_ids_with_saved_embedding(files, tmp_path, capsys):
+    emb = labelemb.fit_embeddings(sp.load_npz(files / "Y.npz"), dim=8)
+    emb.save(tmp_path / "emb.npz")
+    code, out, err = _run(capsys, "train", files / "X.npy", files / "Y.npz", "-o",
+                          tmp_path / "m.pt", "--embedding", tmp_path / "emb.npz",
+                          "--epochs", "1", "--hidden", "16", "--valid-fraction", "0",
+                          "--no-progress", "-q", "--checkpoint-dir", tmp_path / "ck")
+    assert code == 0, err
+    assert out == ""
+    assert (tmp_path / "ck" / "checkpoint-00001.pt").exists()
+    code, out, err = _run(capsys, "evaluate", tmp_path / "m.pt", files / "X_test.npz",
+                          files / "ids_test.txt", "-k", "1,5")
+    assert code == 0, err
+    assert "precision@5" in out and "map@30" in out
+
+
+def test_cli_errors(files, tmp_path, capsys):
+    code, _, err = _run(capsys, "train", files / "X_test.npz", files / "tags.txt", "-o",
+                        tmp_path / "m.pt")
+    assert code == 1 and "100 rows but" in err and "600 label sets" in err
+    code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o",
+                        tmp_path / "m.pt", "--device", "cuda:7" if torch.cuda.is_available()
+                        else "cuda", "--no-progress", "--epochs", "1")
+    assert code == 1 and ("CUDA is not available" in err or "visible" in err)
+    code, _, err = _run(capsys, "train", files / "nope.npy", files / "tags.txt", "-o",
+                        tmp_path / "m.pt")
+    assert code == 1 and "no such features file" in err
+    code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o",
+                        tmp_path / "m.pt", "--hidden", "a,b")
+    assert code == 1 and "--hidden" in err
+    code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o",
+                        tmp_path / "m.pt", "--epochs", "0", "--objective", "bce")
+    assert code == 1 and "epochs" in err
+    # evaluating with labels the model has never seen
+    _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", tmp_path / "m.pt",
+         "--objective", "bce", "--epochs", "1", "--hidden", "8", "--no-progress", "-q")
+    (tmp_path / "bad.txt").write_text("tag00,unicorn\n" * 100)
+    code, _, err = _run(capsys, "evaluate", tmp_path / "m.pt", files / "X_test.npz",
+                        tmp_path / "bad.txt")
+    assert code == 1 and "does not know" in err and "unicorn" in err
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    code, _, err = _run(capsys, "evaluate", tmp_path / "junk.pt", files / "X_test.npz",
+                        files / "tags_test.txt")
+    assert code == 1 and "cannot read a labelemb model" in err
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys, contextlib, io\n"
+            "from labelemb.cli import main\n"
+            "for cmd in ('train', 'evaluate'):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "        try:\n"
+            "            main([cmd, '--help'])\n"
+            "        except SystemExit:\n"
+            "            pass\n"
+            "    assert 'examples' in out.getvalue() or 'metrics' in out.getvalue()\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
