@@ -64,12 +64,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                     reason="needs torch.distributed with gloo")
-def test_two_processes_match_one(tmp_path):
+def test_two_processes_match_one(tmp_path, one_thread):
     import torch.multiprocessing as mp
 
-    torch.set_num_threads(1)
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     for head in HEADS:
         _check_head(tmp_path / head, head)

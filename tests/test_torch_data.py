@@ -91,6 +91,10 @@ def test_names_map_through_vocabulary():
     assert csr.toarray().tolist() == [[0, 1, 0], [1, 0, 1], [0, 0, 0]]
     csr, names = as_label_csr([["b"], ["c", "a"]], "y")
     assert names == ["a", "b", "c"] and csr.shape == (2, 3)
+    sets = np.empty(2, dtype=object)
+    sets[0], sets[1] = ["b"], ["c", "a"]
+    csr, names = as_label_csr(sets, "y", label_names=["c", "b", "a"])
+    assert csr.toarray().tolist() == [[0, 1, 0], [1, 0, 1]]
 
 
 def test_collate():

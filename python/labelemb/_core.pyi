@@ -22,3 +22,42 @@ def pmi(
     positive: bool,
     num_threads: int = 0,
 ) -> Tuple[NDArray[np.int64], NDArray[Any], NDArray[np.float32]]: ...
+
+# eigh.hpp, spmm.hpp
+def eigh_csr(
+    indptr: NDArray[np.int64],
+    indices: NDArray[Any],
+    data: NDArray[np.float32],
+    k: int,
+    oversample: int,
+    n_iter: int,
+    largest_algebraic: bool,
+    seed: int,
+    out_values: NDArray[np.float64],
+    out_vectors: NDArray[np.float32],
+    num_threads: int = 0,
+) -> dict[str, Any]: ...
+def eigh_dense(
+    a: NDArray[Any],
+    k: int,
+    oversample: int,
+    n_iter: int,
+    largest_algebraic: bool,
+    seed: int,
+    out_values: NDArray[np.float64],
+    out_vectors: NDArray[np.float32],
+    num_threads: int = 0,
+) -> dict[str, Any]: ...
+def csr_asymmetry(
+    indptr: NDArray[np.int64], indices: NDArray[Any], data: NDArray[np.float32],
+    num_threads: int = 0,
+) -> Tuple[float, float]: ...
+def csr_spmm(
+    indptr: NDArray[np.int64],
+    indices: NDArray[Any],
+    data: NDArray[np.float32],
+    n_cols: int,
+    xt: NDArray[np.float64],
+    yt: NDArray[np.float64],
+    num_threads: int = 0,
+) -> None: ...

@@ -142,7 +142,8 @@ def run_demo(out_dir: str = "labelemb-demo", *, epochs: int = 8, device: str = "
     except ImportError as e:  # matplotlib missing
         echo(f"(no plot: {e})")
         png = None
-    report = {"data": {"train": int(len(tr)), "test": int(len(te)), "labels": int(Y.shape[1])},
+    report = {"format": "labelemb-demo-report", "format_version": 1,
+              "data": {"train": int(len(tr)), "test": int(len(te)), "labels": int(Y.shape[1])},
               "embedding": {"dim": int(emb.vectors.shape[1]), **{k: v for k, v in
                                                                  emb.params.items()
                                                                  if isinstance(v, (int, float,

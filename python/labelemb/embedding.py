@@ -219,8 +219,9 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
                       "they get zero vectors", EmbeddingWarning, stacklevel=2)
     n_lost = int((empty & ~unseen).sum())
     if n_lost:
-        warnings.warn(f"{n_lost} labels occur but have no PMI entries left (min_count or "
-                      "positivity dropped them all); they get zero vectors",
+        warnings.warn(f"{n_lost} labels occur but get zero vectors: their PMI rows are empty "
+                      "(min_count or PPMI dropped every entry) or lie outside the kept "
+                      f"{d}-dimensional eigenspace (a larger dim may reach them)",
                       EmbeddingWarning, stacklevel=2)
     params = {
         "dim": dim, "pmi": pmi, "shift": shift, "alpha": alpha, "min_count": min_count,
@@ -526,29 +527,13 @@ class LabelEmbedding:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no such file: {path!r}")
         try:
-            z = np.load(path, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with z:
-                missing = sorted(set(_KEYS) - set(z.files))
-                if "format_version" not in z.files or "format" not in z.files:
-                    raise ValueError("not a LabelEmbedding file (no format/format_version)")
-                fmt = str(z["format"][()])
-                if fmt != FORMAT:
-                    raise ValueError(f"not a LabelEmbedding file (format {fmt!r})")
-                version = int(z["format_version"][()])
-                if version > FORMAT_VERSION:
-                    raise _NewerVersion(
-                        f"{path}: written by a newer labelemb (format_version {version}); this "
-                        f"version reads up to {FORMAT_VERSION}: upgrade labelemb")
-                if missing:
-                    raise ValueError(f"not a complete LabelEmbedding file (missing {missing})")
-                a = {key: z[key] for key in _KEYS}  # reading checks each member's CRC
+            with open(path, "rb") as f:  # closed on every path, whatever np.load does
+                a = _read_arrays(np.load(f, allow_pickle=False), path)
         except _NewerVersion as e:
             raise ValueError(str(e)) from None
         except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-            raise ValueError(f"{path}: cannot read a LabelEmbedding (truncated or corrupt "
-                             f"file?): {e}") from e
+            raise ValueError(f"{path}: cannot read a LabelEmbedding (truncated, corrupt, or "
+                             f"another kind of file): {e}") from e
         try:
             params = json.loads(str(a["params"][()]))
             if not isinstance(params, dict):
@@ -570,6 +555,27 @@ _KEYS = ("format", "format_version", "vectors", "label_counts", "n_samples", "ei
 
 class _NewerVersion(Exception):
     pass
+
+
+def _read_arrays(z, path: str) -> dict:
+    """The arrays of a LabelEmbedding file from ``np.load``'s result, checked for format."""
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError("not an .npz archive")
+    with z:
+        if "format_version" not in z.files or "format" not in z.files:
+            raise ValueError("not a LabelEmbedding file (no format/format_version)")
+        fmt = str(z["format"][()])
+        if fmt != FORMAT:
+            raise ValueError(f"not a LabelEmbedding file (format {fmt!r})")
+        version = int(z["format_version"][()])
+        if version > FORMAT_VERSION:
+            raise _NewerVersion(
+                f"{path}: written by a newer labelemb (format_version {version}); this "
+                f"version reads up to {FORMAT_VERSION}: upgrade labelemb")
+        missing = sorted(set(_KEYS) - set(z.files))
+        if missing:
+            raise ValueError(f"not a complete LabelEmbedding file (missing {missing})")
+        return {key: z[key] for key in _KEYS}  # reading checks each member's CRC
 
 
 def _atomic_write(path: PathLike, write) -> None:

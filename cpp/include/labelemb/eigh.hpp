@@ -13,9 +13,13 @@
 // Block products go through `apply` (sparse: spmm.hpp, in float32; dense: sgemm/dgemm).
 // Everything else is float64 LAPACK/BLAS: orthonormalisation by Cholesky QR (dsyrk,
 // dpotrf, dtrsm: BLAS-3, faster than Householder on tall-skinny blocks), one pass between
-// power iterations (orthogonality to about u cond^2 is enough there) and two for the final
-// basis; Householder QR (dgeqrf, dorgqr) when the block is rank deficient or too
-// ill-conditioned for Cholesky QR. The projected problem B (2l x 2l) is solved by dsyevd.
+// power iterations (orthogonality to about u cond^2 is enough there) and, for the bases
+// Q and P of the Rayleigh-Ritz step, a second pass when the block's condition number
+// (estimated from R) is above 100; Householder QR (dgeqrf, dorgqr) when the block is rank
+// deficient or too ill-conditioned for Cholesky QR. The projected problem B (2l x 2l) is
+// solved by dsyevd. Dense BLAS runs single-threaded on fixed row blocks of the n x l
+// blocks inside OpenMP regions, partial sums reduced in block order: the results do not
+// depend on the number of threads.
 //
 // Power iteration amplifies by magnitude: with `largest_algebraic` ("LA") the basis still
 // follows the eigenvalues largest in |lambda|, and the k largest algebraic Ritz pairs are
@@ -62,6 +66,9 @@ namespace eigh_detail {
 
 // Below this many entries in a block, dense steps run on the calling thread alone.
 constexpr int64_t kSmallWork = int64_t(1) << 16;
+// One Cholesky QR pass leaves a block of (1-norm) condition number below this orthonormal
+// to about 1e-16 * cond^2 <= 1e-12: no second pass.
+constexpr double kOnePassCond = 100.0;
 
 inline int to_int(int64_t x) {
     LABELEMB_CHECK(x >= 0 && x <= INT_MAX, "dimension " << x << " does not fit BLAS's int");
@@ -196,12 +203,38 @@ inline void householder(int64_t m, int64_t w, double* Y, int64_t ldy) {
     if (info != 0) throw std::runtime_error("randomized_eigh: dorgqr failed");
 }
 
+// 1-norm condition number of the upper-triangular w x w matrix R (leading dimension w):
+// ||R||_1 ||R^-1||_1, with R^-1 by a triangular solve (O(w^3 / 3), small next to a pass
+// over the n x w block).
+inline double triangular_cond1(int64_t w, const double* R) {
+    std::vector<double> inv(static_cast<size_t>(w * w), 0.0);
+    for (int64_t i = 0; i < w; ++i) inv[i * w + i] = 1.0;
+    const char left = 'L', up = 'U', no = 'N';
+    const int N = to_int(w);
+    const double one = 1.0;
+    blas().dtrsm(&left, &up, &no, &no, &N, &N, &one, R, &N, inv.data(), &N);
+    double norm_r = 0.0, norm_inv = 0.0;
+    for (int64_t j = 0; j < w; ++j) {
+        double a = 0.0, b = 0.0;
+        for (int64_t i = 0; i <= j; ++i) {
+            a += std::fabs(R[j * w + i]);
+            b += std::fabs(inv[j * w + i]);
+        }
+        norm_r = std::max(norm_r, a);
+        norm_inv = std::max(norm_inv, b);
+    }
+    return norm_r * norm_inv;
+}
+
 // One Cholesky QR pass, Y <- Y R^-1 where R^T R = Y^T Y, with the columns scaled to unit
 // norm first (so the test below is scale free). Returns false, leaving Y untouched, when
 // the block is numerically rank deficient: a zero or non-finite column, a failed
 // Cholesky, or a column whose part independent of the previous ones is below `tol` of
-// its norm (cond(Y) > 1 / tol: Cholesky QR would lose orthogonality).
-inline bool cholqr(const Blocks& bl, int nt, int64_t w, double* Y, std::vector<double>& G) {
+// its norm (cond(Y) > 1 / tol: Cholesky QR would lose orthogonality). `cond` receives the
+// 1-norm condition number of the scaled block: the pass leaves Y orthonormal to about
+// u cond^2, so a second pass is needed only when cond is large.
+inline bool cholqr(const Blocks& bl, int nt, int64_t w, double* Y, std::vector<double>& G,
+                   double* cond) {
     const double tol = 1e-7;
     const int N = to_int(w), LDG = to_int(w);
     G.assign(static_cast<size_t>(w * w), 0.0);
@@ -226,6 +259,7 @@ inline bool cholqr(const Blocks& bl, int nt, int64_t w, double* Y, std::vector<d
     if (info != 0) return false;
     for (int64_t j = 0; j < w; ++j)
         if (!(G[j * w + j] > tol)) return false;
+    *cond = triangular_cond1(w, G.data());
     // R = R_scaled D^-1 (D = diag(s)): unscale R rather than scale Y (one pass less over Y).
     for (int64_t j = 0; j < w; ++j)
         for (int64_t i = 0; i <= j; ++i) G[j * w + i] /= s[j];
@@ -238,14 +272,18 @@ inline bool cholqr(const Blocks& bl, int nt, int64_t w, double* Y, std::vector<d
     return true;
 }
 
+// Cholesky QR, repeated (up to `passes` times) while the block was too ill-conditioned
+// for one pass to reach orthogonality ~1e-12; Householder QR when Cholesky QR fails.
 inline void orthonormalize(const Blocks& bl, int nt, int64_t w, double* Y, int passes,
                            std::vector<double>& G, EighStats& stats) {
     for (int p = 0; p < passes; ++p) {
-        if (!cholqr(bl, nt, w, Y, G)) {
+        double cond = 0.0;
+        if (!cholqr(bl, nt, w, Y, G, &cond)) {
             householder(bl.n, w, Y, bl.n);
             ++stats.householder;
             return;
         }
+        if (cond < kOnePassCond) return;
     }
 }
 
@@ -364,7 +402,7 @@ void randomized_eigh(int64_t n, Apply&& apply, const EighParams& prm, double* va
             std::memcpy(U.data() + j * n, B.data() + keep[j] * n, sizeof(double) * n);
     } else {
         const int64_t b = 2 * l;
-        const Blocks bl(n, l);
+        const Blocks bl(n, b);
         std::vector<double> buf1(static_cast<size_t>(n * b)), buf2(static_cast<size_t>(n * b));
         std::vector<double> G;
         double* cur = buf1.data();
@@ -406,7 +444,11 @@ void randomized_eigh(int64_t n, Apply&& apply, const EighParams& prm, double* va
         // (orthogonal to Q by construction).
         const double pmin = *std::min_element(pn.begin(), pn.end());
         bool ok = pmin > 1e-12 * zmax;
-        for (int pass = 0; ok && pass < 2; ++pass) ok = cholqr(bl, nt, l, P, G);
+        for (int pass = 0; ok && pass < 2; ++pass) {
+            double cond = 0.0;
+            ok = cholqr(bl, nt, l, P, G, &cond);
+            if (cond < kOnePassCond) break;
+        }
         if (!ok) {
             std::vector<double> Qsave(Q, Q + n * l);
             householder(n, b, Q, n);  // [Q P] -> orthonormal K; keep its second half
@@ -416,16 +458,15 @@ void randomized_eigh(int64_t n, Apply&& apply, const EighParams& prm, double* va
         apply(P, l, AP);
         ++stats.products;
         // B = [Q P]^T A [Q P]: Q^T A Q = C, P^T A Q = P^T Z, P^T A P.
-        std::vector<double> B21(static_cast<size_t>(l * l)), B22(static_cast<size_t>(l * l));
-        inner(bl, nt, l, P, l, Z, B21.data(), false);
-        inner(bl, nt, l, P, l, AP, B22.data(), false);
+        std::vector<double> B2(static_cast<size_t>(l * b));  // P^T [Z AP] = [B21 B22]
+        inner(bl, nt, l, P, b, Z, B2.data(), false);          // Z and AP are contiguous
         B.assign(static_cast<size_t>(b * b), 0.0);
         for (int64_t j = 0; j < l; ++j)
             for (int64_t i = 0; i < l; ++i) {
                 B[j * b + i] = C[j * l + i];
-                B[j * b + l + i] = B21[j * l + i];
-                B[(l + j) * b + i] = B21[i * l + j];
-                B[(l + j) * b + l + i] = B22[j * l + i];
+                B[j * b + l + i] = B2[j * l + i];
+                B[(l + j) * b + i] = B2[i * l + j];
+                B[(l + j) * b + l + i] = B2[(l + j) * l + i];
             }
         symmetrize(b, B.data(), b);
         for (double x : B)

@@ -42,6 +42,8 @@
 #include <limits>
 #include <numeric>
 #include <vector>
+#include <cstdlib>
+#include <functional>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -421,6 +423,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
     const int64_t lb = std::min<int64_t>(prm.label_block > 0 ? prm.label_block : 1024, L);
     const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 256, n, nt);
     const double inf = std::numeric_limits<double>::infinity();
+    const int64_t share = getenv("SHARE") ? atoi(getenv("SHARE")) : 3;
 
     // Rounding: a computed centre score is within error_coef |q| |c| of the exact one
     // and a computed label score within error_coef |q| |v|; the margin covers both, so a
@@ -490,18 +493,23 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
             BlasSingleThreaded single;
             std::vector<float> qbuf, tile, vbuf, thr;
             std::vector<I> idbuf;
-            std::vector<const float*> grow;
-            std::vector<double> margin, inv_qn, maxb;
-            std::vector<int64_t> corder;
+            std::vector<double> gt, base, inv_qn, maxb;
+            std::vector<int64_t> corder, pend, tmp, sub;
+            std::vector<float> qsub, tile2;
             std::vector<RowTopk<I>> rows;
             guard.run([&] {
+                pend.resize(static_cast<size_t>(nb));
+                tmp.resize(static_cast<size_t>(nb));
+                sub.resize(static_cast<size_t>(nb));
+                qsub.resize(static_cast<size_t>(nb * d));
+                tile2.resize(static_cast<size_t>(nb * lb));
                 qbuf.resize(static_cast<size_t>(nb * d));
                 tile.resize(static_cast<size_t>(nb * lb));
                 vbuf.resize(static_cast<size_t>(lb * d));
                 idbuf.resize(static_cast<size_t>(lb));
                 thr.resize(static_cast<size_t>(nb));
-                grow.resize(static_cast<size_t>(nb));
-                margin.resize(static_cast<size_t>(nb));
+                gt.resize(static_cast<size_t>(nc * nb));
+                base.resize(static_cast<size_t>(nb));
                 inv_qn.resize(static_cast<size_t>(nb));
                 maxb.resize(static_cast<size_t>(nc));
                 corder.resize(static_cast<size_t>(nc));
@@ -521,13 +529,18 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                         const double qn = qnorm[rc];
                         rows[r].reset(k, static_cast<float>(slack_coef * qn + margin_abs), eb, ee);
                         thr[r] = rows[r].thr;
-                        margin[r] = margin_coef * qn + margin_abs;
                         inv_qn[r] = qn > 0 ? 1.0 / qn : inf;
-                        grow[r] = G.data() + rc * nc;
-                        for (int64_t c = 0; c < nc; ++c)
-                            maxb[c] = std::max(maxb[c], double(grow[r][c]) + qn * radius[c] +
-                                                            margin[r]);
+                        // gt (clusters x rows): centre score plus margin, so that a row
+                        // can want a label of cluster c only if gt + |q| delta >= thr.
+                        const double m = margin_coef * qn + margin_abs;
+                        const float* g = G.data() + rc * nc;
+                        for (int64_t c = 0; c < nc; ++c) {
+                            const double b = double(g[c]) + m;
+                            gt[c * nb + r] = b;
+                            maxb[c] = std::max(maxb[c], b + qn * radius[c]);
+                        }
                     }
+                    for (int64_t r = 0; r < nq; ++r) base[r] = double(thr[r]);
                     std::iota(corder.begin(), corder.end(), int64_t(0));
                     std::sort(corder.begin(), corder.end(), [&](int64_t a, int64_t b) {
                         return maxb[a] > maxb[b] || (maxb[a] == maxb[b] && a < b);
@@ -546,6 +559,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                                         [idp](int64_t j) { return idp[j]; }, rows[r]);
                             rows[r].tighten();
                             thr[r] = rows[r].thr;
+                            base[r] = double(thr[r]);
                             lowest = std::min(lowest, thr[r]);
                         }
                         min_thr = lowest;
@@ -557,31 +571,66 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                         // Clusters come in decreasing order of their best bound over the
                         // block: once it is below every row's threshold, none later helps.
                         if (maxb[c] < min_thr) break;
-                        // The smallest distance from the centre a label needs for some row
-                        // to possibly want it; labels are stored by decreasing distance.
-                        double need = inf;
+                        // Each row's prefix of the cluster: the labels far enough from the
+                        // centre (delta >= (thr - q . c) / |q|) that the row may want them;
+                        // labels are stored by decreasing delta.
+                        const int64_t a = ix.offsets[c], e_all = ix.offsets[c + 1];
+                        const double* gc = gt.data() + c * nb;
+                        int64_t e_max = a;
                         for (int64_t r = 0; r < nq; ++r) {
-                            const double gap = double(thr[r]) - double(grow[r][c]) - margin[r];
-                            if (gap <= 0) {
-                                need = -inf;
-                                break;
+                            const double gap = base[r] - gc[r];
+                            int64_t e = e_all;
+                            if (gap > 0) {
+                                const double need = gap * inv_qn[r];
+                                e = need > radius[c]
+                                        ? a
+                                        : std::partition_point(
+                                              ix.delta + a, ix.delta + e_all,
+                                              [need](double x) { return x >= need; }) -
+                                              ix.delta;
                             }
-                            need = std::min(need, gap * inv_qn[r]);
+                            pend[r] = e;
+                            e_max = std::max(e_max, e);
                         }
-                        const int64_t a = ix.offsets[c];
-                        int64_t e = ix.offsets[c + 1];
-                        if (need > -inf)  // first position with delta < need
-                            e = std::partition_point(ix.delta + a, ix.delta + e,
-                                                     [need](double x) { return x >= need; }) -
-                                ix.delta;
-                        for (int64_t p = a; p < e;) {
-                            const int64_t take = std::min(e - p, lb - batch);
+                        if (e_max == a) continue;
+                        // Labels wanted by many rows are scored for the whole block (batched);
+                        // the tail wanted by a few rows only for those rows, at once.
+                        std::copy(pend.begin(), pend.begin() + nq, tmp.begin());
+                        const int64_t many = std::max<int64_t>(1, (nq + share - 1) / share);
+                        std::nth_element(tmp.begin(), tmp.begin() + (many - 1), tmp.begin() + nq,
+                                         std::greater<int64_t>());
+                        const int64_t e_common = tmp[many - 1];
+                        for (int64_t p = a; p < e_common;) {
+                            const int64_t take = std::min(e_common - p, lb - batch);
                             std::memcpy(vbuf.data() + batch * d, ix.S + p * d,
                                         sizeof(float) * take * d);
                             std::copy(ix.ids + p, ix.ids + p + take, idbuf.data() + batch);
                             batch += take;
                             p += take;
                             if (batch == lb) flush();
+                        }
+                        if (e_max > e_common) {
+                            int64_t m = 0;
+                            for (int64_t r = 0; r < nq; ++r) {
+                                if (pend[r] <= e_common) continue;
+                                std::memcpy(qsub.data() + m * d, qbuf.data() + r * d,
+                                            sizeof(float) * d);
+                                sub[m++] = r;
+                            }
+                            for (int64_t p = e_common; p < e_max; p += lb) {
+                                const int64_t len = std::min(lb, e_max - p);
+                                score_tile(ix.S + p * d, len, qsub.data(), m, d, tile2.data());
+                                scored_total += len * m;
+                                const I* idp = ix.ids + p;
+                                for (int64_t i = 0; i < m; ++i) {
+                                    const int64_t r = sub[i];
+                                    scan_row<I>(tile2.data() + i * len, len,
+                                                [idp](int64_t j) { return idp[j]; }, rows[r]);
+                                    rows[r].tighten();
+                                    thr[r] = rows[r].thr;
+                                    base[r] = double(thr[r]);
+                                }
+                            }
                         }
                         if (batch >= target) flush();
                     }

@@ -145,13 +145,13 @@ def as_label_csr(labels, name: str, *, n_labels: Optional[int] = None, label_nam
     csr : scipy.sparse.csr_matrix, float32 ones, sorted duplicate-free indices
     label_names : list of str or None
     """
-    names_given = False
-    if isinstance(labels, (list, tuple)):
-        first = next((x for s in labels if isinstance(s, (list, tuple, np.ndarray))
-                      for x in s), None)
-        names_given = _is_name(first)
-    if names_given:
+    if isinstance(labels, SparseLabels):
+        labels = labels.to_scipy()
+    try:
         batch = _one_batch(labels, None, name)
+    except TypeError as e:
+        raise TypeError(f"{e} (labels of {name})") from None
+    if batch.names is not None:
         uniq = batch.names
         if label_names is None:
             if not build_vocabulary:
@@ -176,12 +176,6 @@ def as_label_csr(labels, name: str, *, n_labels: Optional[int] = None, label_nam
         csr = sp.csr_matrix((np.ones(len(cols), np.float32), cols, batch.indptr),
                             shape=(batch.n_samples, L))
     else:
-        if isinstance(labels, SparseLabels):
-            labels = labels.to_scipy()
-        try:
-            batch = _one_batch(labels, None, name)
-        except TypeError as e:
-            raise TypeError(f"{e} (labels of {name})") from None
         if sp.issparse(labels) or (isinstance(labels, np.ndarray) and labels.ndim == 2
                                    and labels.dtype != object):
             if n_labels is not None and batch.n_labels != n_labels:
