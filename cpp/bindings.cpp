@@ -563,8 +563,8 @@ void csr_spmm_py(const carray<int64_t>& indptr, const carray<I>& indices, const 
     py::gil_scoped_release release;
     check_csr("A", n, cptr(indptr), alen(indices), cptr(indices), n_cols, nt);
     CsrF32<I> A(n, n_cols, cptr(indptr), cptr(indices), cptr(data), nt);
-    std::vector<float> panel(static_cast<size_t>(n_cols) * spmm_detail::kPanel);
-    spmm(A, x, n_cols, w, y, n, panel.data(), nt);
+    std::vector<float> panels;
+    spmm(A, x, n_cols, w, y, n, panels, nt);
 }
 
 }  // namespace

@@ -99,7 +99,7 @@ def test_unsorted_and_duplicate_entries():
 
 
 def test_exact_path_small():
-    # 2 (k + oversample) >= n: solved densely, exact to rounding
+    # 3 (k + oversample) >= n: solved densely, exact to rounding
     A = planted(20, [5, 4, 3])
     w, U = randomized_eigh(A, 5, oversample=16)
     w_ref, _ = reference(A, 5, "LA")

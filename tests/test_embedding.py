@@ -112,7 +112,7 @@ def test_dim_must_be_below_n_labels():
 
 def test_progress_bars(capsys):
     pytest.importorskip("tqdm")
-    fit_embeddings(grouped_sets(n=300), dim=4, progress=True)
+    fit_embeddings(grouped_sets(n=300), dim=6, progress=True)
     err = capsys.readouterr().err
     for stage in ("co-occurrence", "PMI", "eigendecomposition", "label vectors"):
         assert stage in err
@@ -121,8 +121,8 @@ def test_progress_bars(capsys):
 def test_progress_without_tqdm(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    emb = fit_embeddings(grouped_sets(n=300), dim=4, progress=True)
-    assert emb.dim == 4
+    emb = fit_embeddings(grouped_sets(n=300), dim=6, progress=True)
+    assert emb.dim == 6
     assert capsys.readouterr().err == ""
 
 

@@ -82,10 +82,11 @@ def randomized_eigh(A, k: int, *, which: str = "LA", n_iter: int = 4, oversample
     """Truncated eigendecomposition of a symmetric matrix by randomized range finding.
 
     Halko, Martinsson and Tropp (2011) with power iterations, specialised to symmetric
-    ``A`` (one product with ``A`` per iteration, since ``A.T == A``), with the final
-    Rayleigh-Ritz step on the two last Krylov blocks ``span(Q, A Q)``. The whole loop
-    runs in C++: sparse products in float32 (OpenMP), orthonormalisation (Cholesky QR,
-    Householder QR as fallback) and the projected eigenproblem in float64 LAPACK.
+    ``A`` (one product with ``A`` per iteration, since ``A.T == A``), and a Rayleigh-Ritz
+    step on the last three Krylov blocks ``span(Q, A Q, A^2 Q)`` (block Lanczos). The
+    whole loop runs in C++: sparse products in float32 (OpenMP), orthonormalisation
+    (Cholesky QR, Householder QR as fallback) and the projected eigenproblem in float64
+    LAPACK.
 
     Parameters
     ----------
@@ -102,12 +103,12 @@ def randomized_eigh(A, k: int, *, which: str = "LA", n_iter: int = 4, oversample
         "LA", negative eigenvalues of large magnitude take slots of the ``k +
         oversample`` basis, so raise ``oversample`` when ``A`` has many of them.
     n_iter : int, default 4
-        Power iterations (each one product with ``A``). The extraction takes 2 more
-        products, the start 1: ``n_iter + 3`` in all (scikit-learn's
-        ``randomized_svd`` takes ``2 n_iter + 2`` for the same ``n_iter``).
+        Power iterations. The products with ``A``: ``n_iter + 3`` in all (the start block,
+        ``n_iter - 1`` power iterations, 3 for the Krylov blocks); scikit-learn's
+        ``randomized_svd`` takes ``2 n_iter + 2`` for the same ``n_iter``.
     oversample : int, default 16
         Extra basis vectors: the block has ``l = min(k + oversample, n)`` columns. When
-        ``2 l >= n`` the problem is small and solved exactly (dense eigensolver).
+        ``3 l >= n`` the problem is small and solved exactly (dense eigensolver).
     seed : int, default 0
         Seed of the random start block; the same seed gives the same result.
     num_threads : int, default 0

@@ -466,16 +466,36 @@ def _torch_inputs(queries, vectors):
     return torch, q, v
 
 
+def _torch_unit_roundoff(torch, device) -> float:
+    """Unit roundoff of float32 products on ``device``: TF32 or bfloat16 when allowed."""
+    prec = torch.get_float32_matmul_precision()
+    if prec == "medium":
+        return 2.0 ** -8
+    tf32 = device.type == "cuda" and bool(torch.backends.cuda.matmul.allow_tf32)
+    return 2.0 ** -11 if tf32 or prec == "high" else 2.0 ** -24
+
+
+def _torch_exact(torch, q64, v64, idx):
+    """Exact scores (float64, rounded to float32) of q64[i] against v64[idx[i, j]]."""
+    out = torch.empty(idx.shape, dtype=torch.float32, device=idx.device)
+    step = max(1, (1 << 22) // max(1, idx.shape[1] * q64.shape[1]))  # ~32 MB of float64
+    for a in range(0, idx.shape[0], step):
+        cand = v64[idx[a:a + step]]  # rows x m x d
+        out[a:a + step] = (cand * q64[a:a + step, None, :]).sum(dim=2).to(torch.float32)
+    return out
+
+
 def _torch_topk(queries, vectors, k, *, exclude=None, query_block: int = 4096,
                 label_block: int = 16384):
     """:func:`topk` for torch tensors, on the queries' device: blocked ``mm`` + ``topk``.
 
-    Ties are resolved as in the C++ path (lower id first): within a block, rows whose
-    k-th score is tied beyond the cut are re-selected with a stable sort; blocks are
-    merged with a stable sort, earlier (lower-id) blocks first.
+    As in the C++ path, candidates are the labels within the rounding error (2 eps) of a
+    row's k-th ``mm`` score; they are rescored in float64 and ranked by (exact score,
+    lower id), so the result matches the C++ path.
     """
     torch, q, v = _torch_inputs(queries, vectors)
     n, L = q.shape[0], v.shape[0]
+    d = q.shape[1]
     k = _check_k(k, L)
     ex_indptr, ex_indices = _check_exclude(exclude, n, L)
     device = q.device
@@ -485,8 +505,15 @@ def _torch_topk(queries, vectors, k, *, exclude=None, query_block: int = 4096,
     out_i = torch.empty((n, k), dtype=torch.int64, device=device)
     out_s = torch.empty((n, k), dtype=torch.float32, device=device)
     neg_inf = float("-inf")
+    u = _torch_unit_roundoff(torch, device)
+    v64 = v.to(torch.float64)
+    vmax = float(v64.norm(dim=1).max()) if L else 0.0
+    coef = 2.0 * (2.0 * (d + 2) * u) * vmax  # 2 eps per unit |q|, as in topk.hpp
+    tiny = 2.0 * 2.0 * d * float(np.finfo(np.float32).tiny)
     for q0 in range(0, n, query_block):
         qb = q[q0:q0 + query_block]
+        q64 = qb.to(torch.float64)
+        slack = (coef * q64.norm(dim=1) + tiny).to(torch.float32)[:, None]
         run_s = run_i = None
         if ex_indptr is not None:
             a, b = int(ex_indptr[q0]), int(ex_indptr[min(n, q0 + query_block)])
@@ -498,21 +525,22 @@ def _torch_topk(queries, vectors, k, *, exclude=None, query_block: int = 4096,
                 sel = (blk_cols >= l0) & (blk_cols < l0 + nl)
                 s[blk_rows[sel], blk_cols[sel] - l0] = neg_inf
             kk = min(k, nl)
-            vals, idx = torch.topk(s, kk, dim=1, sorted=False)
-            kth = vals.min(dim=1, keepdim=True).values
-            # Rows where equal scores straddle the cut: topk chose among them arbitrarily.
-            n_gt = (s > kth).sum(dim=1)
-            n_eq = (s == kth).sum(dim=1)
-            tied = torch.nonzero(n_gt + n_eq > kk).flatten()
-            if len(tied):
-                order = torch.sort(s[tied], dim=1, descending=True, stable=True).indices[:, :kk]
-                idx[tied] = order
-                vals[tied] = s[tied].gather(1, order)
-            # Sort the block's picks by (score desc, id asc).
+            # Candidates: every label within the slack of the row's k-th mm score.
+            m = min(nl, kk + max(8, kk // 4))
+            while True:
+                vals, idx = torch.topk(s, m, dim=1, sorted=True)
+                bar = vals[:, kk - 1:kk] - slack
+                if m == nl or not bool((vals[:, -1:] >= bar).any()):
+                    break
+                m = min(nl, 2 * m)
+            keep = vals >= bar
+            exact = _torch_exact(torch, q64, v64, idx + l0)
+            exact = torch.where(keep & (vals > neg_inf), exact, torch.full_like(exact, neg_inf))
+            # Rank the candidates by (exact score desc, id asc); keep kk.
             idx, perm = torch.sort(idx, dim=1)
-            vals = vals.gather(1, perm)
-            vals, perm = torch.sort(vals, dim=1, descending=True, stable=True)
-            idx = idx.gather(1, perm) + l0
+            exact = exact.gather(1, perm)
+            exact, perm = torch.sort(exact, dim=1, descending=True, stable=True)
+            vals, idx = exact[:, :kk], idx.gather(1, perm[:, :kk]) + l0
             if run_s is None:
                 run_s, run_i = vals, idx
             else:
@@ -530,16 +558,30 @@ def _torch_topk(queries, vectors, k, *, exclude=None, query_block: int = 4096,
 
 
 def _torch_threshold(queries, vectors, min_score: float, query_block: int = 4096):
-    """:func:`threshold` for torch tensors: scored on the device, result as host CSR."""
+    """:func:`threshold` for torch tensors: scored on the device (candidates within the
+    rounding error of ``min_score`` rescored exactly), result as host CSR."""
     torch, q, v = _torch_inputs(queries, vectors)
     n, L = q.shape[0], v.shape[0]
+    d = q.shape[1]
+    u = _torch_unit_roundoff(torch, q.device)
+    v64 = v.to(torch.float64)
+    vmax = float(v64.norm(dim=1).max()) if L else 0.0
+    coef = 2.0 * (d + 2) * u * vmax
+    tiny = 2.0 * d * float(np.finfo(np.float32).tiny)
     rows, cols, vals = [], [], []
     for q0 in range(0, n, query_block):
-        s = q[q0:q0 + query_block] @ v.T
-        r, c = torch.nonzero(s > min_score, as_tuple=True)
-        rows.append((r + q0).cpu().numpy())
-        cols.append(c.cpu().numpy())
-        vals.append(s[r, c].cpu().numpy())
+        qb = q[q0:q0 + query_block]
+        q64 = qb.to(torch.float64)
+        bar = (min_score - coef * q64.norm(dim=1) - tiny).to(torch.float32)[:, None]
+        r, c = torch.nonzero(qb @ v.T >= bar, as_tuple=True)
+        x = torch.empty(len(r), dtype=torch.float32, device=q.device)
+        step = max(1, (1 << 22) // d)  # ~32 MB of float64 per step
+        for a in range(0, len(r), step):
+            x[a:a + step] = (q64[r[a:a + step]] * v64[c[a:a + step]]).sum(dim=1)
+        ok = x > np.float32(min_score)
+        rows.append((r[ok] + q0).cpu().numpy())
+        cols.append(c[ok].cpu().numpy())
+        vals.append(x[ok].cpu().numpy())
     itype = _index_dtype(L)
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     c = np.concatenate(cols).astype(itype) if cols else np.zeros(0, itype)

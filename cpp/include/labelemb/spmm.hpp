@@ -5,13 +5,13 @@
 // it). The product is memory bound: each stored a_ij gathers row j of X. So X is taken in
 // column panels of kPanel columns, each converted once to a row-major float32 copy
 // (n_cols x kPanel floats: 5 MB for 20,000 labels, so it stays in the last-level cache
-// while every row of A gathers from it); a row's kPanel sums live in registers and are
+// while the rows of A gather from it); a row's kPanel sums live in registers and are
 // written straight into the column-major output. Rows are split into chunks of about
 // equal work (rows + stored entries, since label frequencies follow a power law) and
 // scheduled dynamically over OpenMP threads. Each output row is summed by one thread in
 // storage order, so the result does not depend on the number of threads.
 // Work: 2 nnz w flops; memory traffic: A once per panel, plus X and Y once.
-// Extra memory: n_cols x kPanel floats.
+// Extra memory: n_cols x w floats (the converted panels).
 //
 // The inner kernel is compiled twice on x86-64 Linux with GCC (AVX2+FMA and the baseline)
 // and the loader picks the one the CPU runs (function multiversioning), since the
@@ -150,37 +150,50 @@ struct CsrF32 {
 };
 
 // Y (n_rows x w, column-major, leading dimension ldy) = A X (X: n_cols x w, column-major,
-// leading dimension ldx). `panel` is scratch of n_cols * kPanel floats.
+// leading dimension ldx). `panels` is scratch, resized to n_cols x w (rounded up to 8)
+// floats: every panel is converted first, then each row chunk runs through all panels, so
+// that a product costs one parallel region and two barriers whatever its width.
 template <class I>
 void spmm(const CsrF32<I>& A, const double* X, int64_t ldx, int64_t w, double* Y, int64_t ldy,
-          float* panel, int num_threads) {
+          std::vector<float>& panels, int num_threads) {
     using namespace spmm_detail;
-    // Small products are not worth waking threads for (two barriers per panel).
+    // Small products are not worth waking threads for.
     const int nt = (A.indptr[A.n_rows] + A.n_rows) * w < (int64_t(1) << 18)
                        ? 1
                        : resolve_threads(num_threads);
     const int64_t n_chunks = static_cast<int64_t>(A.chunks.size()) - 1;
     const int64_t nc = A.n_cols;
-    for (int64_t c0 = 0; c0 < w; c0 += kPanel) {
-        const int wp = static_cast<int>(std::min<int64_t>(kPanel, w - c0));
-        const int W = (wp + 7) / 8 * 8;
-        const double* Xc = X + c0 * ldx;
+    const int64_t n_panels = (w + kPanel - 1) / kPanel;
+    auto width = [&](int64_t p) {
+        return static_cast<int>(std::min<int64_t>(kPanel, w - p * kPanel));
+    };
+    auto padded = [&](int64_t p) { return (width(p) + 7) / 8 * 8; };
+    // Panel p starts at nc * kPanel * p; only the last one may be narrower.
+    const int64_t cols = n_panels == 0 ? 0 : kPanel * (n_panels - 1) + padded(n_panels - 1);
+    panels.resize(static_cast<size_t>(nc * cols));
+    float* base = panels.data();
 #pragma omp parallel num_threads(nt)
-        {
+    {
 #pragma omp for schedule(static)
-            for (int64_t j0 = 0; j0 < nc; j0 += 64) {
-                const int64_t j1 = std::min(nc, j0 + 64);
+        for (int64_t j0 = 0; j0 < nc; j0 += 64) {
+            const int64_t j1 = std::min(nc, j0 + 64);
+            for (int64_t p = 0; p < n_panels; ++p) {
+                const int wp = width(p), W = padded(p);
+                const double* Xc = X + p * kPanel * ldx;
+                float* panel = base + nc * kPanel * p;
                 for (int64_t j = j0; j < j1; ++j) {
                     float* row = panel + j * W;
                     for (int c = 0; c < wp; ++c) row[c] = static_cast<float>(Xc[c * ldx + j]);
                     for (int c = wp; c < W; ++c) row[c] = 0.0f;
                 }
             }
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t t = 0; t < n_chunks; ++t)
-                panel_kernel(A.chunks[t], A.chunks[t + 1], A.indptr, A.indices, A.data, panel, W,
-                             wp, Y + c0 * ldy, ldy);
         }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < n_chunks; ++t)
+            for (int64_t p = 0; p < n_panels; ++p)
+                panel_kernel(A.chunks[t], A.chunks[t + 1], A.indptr, A.indices, A.data,
+                             base + nc * kPanel * p, padded(p), width(p), Y + p * kPanel * ldy,
+                             ldy);
     }
 }
 

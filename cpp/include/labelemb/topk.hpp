@@ -42,8 +42,6 @@
 #include <limits>
 #include <numeric>
 #include <vector>
-#include <cstdlib>
-#include <functional>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -421,9 +419,11 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
     LABELEMB_CHECK(d >= 1 && nc >= 1, "the index must have at least one cluster and column");
     int nt = resolve_threads(num_threads);
     const int64_t lb = std::min<int64_t>(prm.label_block > 0 ? prm.label_block : 1024, L);
-    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 256, n, nt);
+    const int64_t nb = query_block(prm.query_block > 0 ? prm.query_block : 512, n, nt);
     const double inf = std::numeric_limits<double>::infinity();
-    const int64_t share = getenv("SHARE") ? atoi(getenv("SHARE")) : 3;
+    // Labels of a cluster wanted by at least 1/share of a block's rows are scored for the
+    // whole block; the rest only for the rows that want them (measured: 3 is best).
+    const int64_t share = 3;
 
     // Rounding: a computed centre score is within error_coef |q| |c| of the exact one
     // and a computed label score within error_coef |q| |v|; the margin covers both, so a
@@ -494,11 +494,12 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
             std::vector<float> qbuf, tile, vbuf, thr;
             std::vector<I> idbuf;
             std::vector<double> gt, base, inv_qn, maxb;
-            std::vector<int64_t> corder, pend, tmp, sub;
+            std::vector<int64_t> corder, sub;
+            std::vector<double> need, tmp;
             std::vector<float> qsub, tile2;
             std::vector<RowTopk<I>> rows;
             guard.run([&] {
-                pend.resize(static_cast<size_t>(nb));
+                need.resize(static_cast<size_t>(nb));
                 tmp.resize(static_cast<size_t>(nb));
                 sub.resize(static_cast<size_t>(nb));
                 qsub.resize(static_cast<size_t>(nb * d));
@@ -571,35 +572,32 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                         // Clusters come in decreasing order of their best bound over the
                         // block: once it is below every row's threshold, none later helps.
                         if (maxb[c] < min_thr) break;
-                        // Each row's prefix of the cluster: the labels far enough from the
-                        // centre (delta >= (thr - q . c) / |q|) that the row may want them;
-                        // labels are stored by decreasing delta.
+                        // A row may want the labels of the cluster far enough from its
+                        // centre: delta >= need = (thr - q . c) / |q| (-inf: all of them);
+                        // labels are stored by decreasing delta, so each row wants a prefix.
                         const int64_t a = ix.offsets[c], e_all = ix.offsets[c + 1];
                         const double* gc = gt.data() + c * nb;
-                        int64_t e_max = a;
+                        double lo = inf;
                         for (int64_t r = 0; r < nq; ++r) {
                             const double gap = base[r] - gc[r];
-                            int64_t e = e_all;
-                            if (gap > 0) {
-                                const double need = gap * inv_qn[r];
-                                e = need > radius[c]
-                                        ? a
-                                        : std::partition_point(
-                                              ix.delta + a, ix.delta + e_all,
-                                              [need](double x) { return x >= need; }) -
-                                              ix.delta;
-                            }
-                            pend[r] = e;
-                            e_max = std::max(e_max, e);
+                            need[r] = gap <= 0 ? -inf : gap * inv_qn[r];
+                            lo = std::min(lo, need[r]);
                         }
-                        if (e_max == a) continue;
-                        // Labels wanted by many rows are scored for the whole block (batched);
-                        // the tail wanted by a few rows only for those rows, at once.
-                        std::copy(pend.begin(), pend.begin() + nq, tmp.begin());
+                        if (!(lo <= radius[c])) continue;  // no row wants any of it
+                        auto prefix_end = [&](double x) -> int64_t {
+                            if (x == -inf) return e_all;
+                            return std::partition_point(ix.delta + a, ix.delta + e_all,
+                                                        [x](double v) { return v >= x; }) -
+                                   ix.delta;
+                        };
+                        const int64_t e_max = prefix_end(lo);
+                        // Labels wanted by many rows (a share of the block) are scored for
+                        // the whole block, batched; the rest only for the rows that want it.
                         const int64_t many = std::max<int64_t>(1, (nq + share - 1) / share);
-                        std::nth_element(tmp.begin(), tmp.begin() + (many - 1), tmp.begin() + nq,
-                                         std::greater<int64_t>());
-                        const int64_t e_common = tmp[many - 1];
+                        std::copy(need.begin(), need.begin() + nq, tmp.begin());
+                        std::nth_element(tmp.begin(), tmp.begin() + (many - 1), tmp.begin() + nq);
+                        const int64_t e_common =
+                            tmp[many - 1] > radius[c] ? a : prefix_end(tmp[many - 1]);
                         for (int64_t p = a; p < e_common;) {
                             const int64_t take = std::min(e_common - p, lb - batch);
                             std::memcpy(vbuf.data() + batch * d, ix.S + p * d,
@@ -610,21 +608,29 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                             if (batch == lb) flush();
                         }
                         if (e_max > e_common) {
+                            // The rows that want the tail; grouped queries make them mostly
+                            // contiguous, then their span of the block is used in place.
                             int64_t m = 0;
-                            for (int64_t r = 0; r < nq; ++r) {
-                                if (pend[r] <= e_common) continue;
-                                std::memcpy(qsub.data() + m * d, qbuf.data() + r * d,
-                                            sizeof(float) * d);
-                                sub[m++] = r;
-                            }
+                            const double bar = ix.delta[e_common];
+                            for (int64_t r = 0; r < nq; ++r)
+                                if (need[r] <= bar) sub[m++] = r;
+                            const int64_t r_lo = sub[0], span = sub[m - 1] - r_lo + 1;
+                            const bool in_place = span <= 2 * m;
+                            if (!in_place)
+                                for (int64_t i = 0; i < m; ++i)
+                                    std::memcpy(qsub.data() + i * d, qbuf.data() + sub[i] * d,
+                                                sizeof(float) * d);
+                            const float* qs = in_place ? qbuf.data() + r_lo * d : qsub.data();
+                            const int64_t nqs = in_place ? span : m;
                             for (int64_t p = e_common; p < e_max; p += lb) {
                                 const int64_t len = std::min(lb, e_max - p);
-                                score_tile(ix.S + p * d, len, qsub.data(), m, d, tile2.data());
-                                scored_total += len * m;
+                                score_tile(ix.S + p * d, len, qs, nqs, d, tile2.data());
+                                scored_total += len * nqs;
                                 const I* idp = ix.ids + p;
                                 for (int64_t i = 0; i < m; ++i) {
                                     const int64_t r = sub[i];
-                                    scan_row<I>(tile2.data() + i * len, len,
+                                    const int64_t row = in_place ? r - r_lo : i;
+                                    scan_row<I>(tile2.data() + row * len, len,
                                                 [idp](int64_t j) { return idp[j]; }, rows[r]);
                                     rows[r].tighten();
                                     thr[r] = rows[r].thr;
