@@ -113,13 +113,13 @@ inline void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, double alpha
 // Fixed row blocks for the dense algebra on tall-skinny n x w blocks. Each block is handed
 // to single-threaded BLAS inside an OpenMP region (so no BLAS thread pool competes with the
 // OpenMP threads of the sparse products), and partial sums are reduced in block order, so
-// the results do not depend on the number of threads. At most 64 blocks, and at most 64 MB
-// of partial sums.
+// the results do not depend on the number of threads. Blocks of at least 1024 rows, at
+// most 64 of them, and partial sums (count x 3 l^2 doubles at most) within a quarter of
+// the two n x 3l working blocks.
 struct Blocks {
     int64_t n = 0, size = 1, count = 0;
-    Blocks(int64_t rows, int64_t max_width) : n(rows) {
-        const int64_t by_memory = std::max<int64_t>(1, (int64_t(1) << 23) / (max_width * max_width));
-        count = std::min<int64_t>({(rows + 2047) / 2048, 64, by_memory});
+    Blocks(int64_t rows, int64_t l) : n(rows) {
+        count = std::min<int64_t>({(rows + 1023) / 1024, 64, rows / (2 * std::max<int64_t>(l, 1))});
         count = std::max<int64_t>(count, 1);
         size = (rows + count - 1) / count;
         count = (rows + size - 1) / size;
@@ -463,7 +463,7 @@ void randomized_eigh(int64_t n, Apply&& apply, const EighParams& prm, double* va
             std::memcpy(U.data() + j * n, B.data() + keep[j] * n, sizeof(double) * n);
     } else {
         const int64_t b = nb * l;  // columns of the Krylov basis K
-        const Blocks bl(n, b);
+        const Blocks bl(n, l);
         std::vector<double> buf1(static_cast<size_t>(n * b)), buf2(static_cast<size_t>(n * b));
         std::vector<double> G;
         double* cur = buf1.data();

@@ -174,7 +174,7 @@ void spmm(const CsrF32<I>& A, const double* X, int64_t ldx, int64_t w, double* Y
     float* base = panels.data();
 #pragma omp parallel num_threads(nt)
     {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
         for (int64_t j0 = 0; j0 < nc; j0 += 64) {
             const int64_t j1 = std::min(nc, j0 + 64);
             for (int64_t p = 0; p < n_panels; ++p) {

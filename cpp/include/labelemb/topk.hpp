@@ -102,21 +102,88 @@ inline unsigned ge_mask16(const float* p, float t) {
 #endif
 }
 
-// The reported score: products exact in double, summed in a fixed order (four
-// interleaved partial sums, then pairwise), rounded once to float. FMA contraction
-// cannot change it since the products are exact.
-inline float exact_dot(const float* a, const float* b, int64_t d) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t j = 0;
-    for (; j + 4 <= d; j += 4) {
-        s0 += double(a[j]) * double(b[j]);
-        s1 += double(a[j + 1]) * double(b[j + 1]);
-        s2 += double(a[j + 2]) * double(b[j + 2]);
-        s3 += double(a[j + 3]) * double(b[j + 3]);
-    }
-    for (; j < d; ++j) s0 += double(a[j]) * double(b[j]);
-    return static_cast<float>((s0 + s1) + (s2 + s3));
+// The reported score: the products are exact in double; they are summed in a fixed
+// order, eight partial sums s_l over j = l mod 8 (j < d8 = d - d % 8), combined as
+// ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)), then the last d % 8 products added
+// in turn; the result is rounded once to float. Every version below (scalar, SSE2,
+// AVX2 + FMA) follows exactly that order, and a fused multiply-add changes nothing
+// since the product is exact, so the score is the same on every machine.
+inline float exact_dot_scalar(const float* a, const float* b, int64_t d) {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const int64_t d8 = d - d % 8;
+    for (int64_t j = 0; j < d8; j += 8)
+        for (int l = 0; l < 8; ++l) s[l] += double(a[j + l]) * double(b[j + l]);
+    double t = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    for (int64_t j = d8; j < d; ++j) t += double(a[j]) * double(b[j]);
+    return static_cast<float>(t);
 }
+
+#if defined(__SSE2__)
+inline float exact_dot_sse2(const float* a, const float* b, int64_t d) {
+    __m128d s01 = _mm_setzero_pd(), s23 = s01, s45 = s01, s67 = s01;
+    const int64_t d8 = d - d % 8;
+    for (int64_t j = 0; j < d8; j += 8) {
+        const __m128 a0 = _mm_loadu_ps(a + j), a1 = _mm_loadu_ps(a + j + 4);
+        const __m128 b0 = _mm_loadu_ps(b + j), b1 = _mm_loadu_ps(b + j + 4);
+        s01 = _mm_add_pd(s01, _mm_mul_pd(_mm_cvtps_pd(a0), _mm_cvtps_pd(b0)));
+        s23 = _mm_add_pd(s23, _mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(a0, a0)),
+                                         _mm_cvtps_pd(_mm_movehl_ps(b0, b0))));
+        s45 = _mm_add_pd(s45, _mm_mul_pd(_mm_cvtps_pd(a1), _mm_cvtps_pd(b1)));
+        s67 = _mm_add_pd(s67, _mm_mul_pd(_mm_cvtps_pd(_mm_movehl_ps(a1, a1)),
+                                         _mm_cvtps_pd(_mm_movehl_ps(b1, b1))));
+    }
+    // (s0 + s4, s1 + s5) + (s2 + s6, s3 + s7), then lane 0 + lane 1.
+    const __m128d w = _mm_add_pd(_mm_add_pd(s01, s45), _mm_add_pd(s23, s67));
+    double t = _mm_cvtsd_f64(w) + _mm_cvtsd_f64(_mm_unpackhi_pd(w, w));
+    for (int64_t j = d8; j < d; ++j) t += double(a[j]) * double(b[j]);
+    return static_cast<float>(t);
+}
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__SSE2__) && \
+    (defined(__x86_64__) || defined(__i386__))
+#define LABELEMB_HAVE_AVX2_DOT 1
+__attribute__((target("avx2,fma"))) inline float exact_dot_avx2(const float* a, const float* b,
+                                                                int64_t d) {
+    __m256d s0123 = _mm256_setzero_pd(), s4567 = s0123;
+    const int64_t d8 = d - d % 8;
+    for (int64_t j = 0; j < d8; j += 8) {
+        s0123 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + j)),
+                                _mm256_cvtps_pd(_mm_loadu_ps(b + j)), s0123);
+        s4567 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + j + 4)),
+                                _mm256_cvtps_pd(_mm_loadu_ps(b + j + 4)), s4567);
+    }
+    const __m256d u = _mm256_add_pd(s0123, s4567);  // s0+s4, s1+s5, s2+s6, s3+s7
+    const __m128d w = _mm_add_pd(_mm256_castpd256_pd128(u), _mm256_extractf128_pd(u, 1));
+    double t = _mm_cvtsd_f64(w) + _mm_cvtsd_f64(_mm_unpackhi_pd(w, w));
+    for (int64_t j = d8; j < d; ++j) t += double(a[j]) * double(b[j]);
+    return static_cast<float>(t);
+}
+
+inline bool cpu_has_avx2_fma() {
+    static const bool has = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }();
+    return has;
+}
+#endif
+
+using ExactDot = float (*)(const float*, const float*, int64_t);
+
+// The fastest version this CPU runs (all give the same result).
+inline ExactDot exact_dot_fn() {
+#if defined(LABELEMB_HAVE_AVX2_DOT)
+    if (cpu_has_avx2_fma()) return exact_dot_avx2;
+#endif
+#if defined(__SSE2__)
+    return exact_dot_sse2;
+#else
+    return exact_dot_scalar;
+#endif
+}
+
+inline float exact_dot(const float* a, const float* b, int64_t d) { return exact_dot_fn()(a, b, d); }
 
 inline double norm2(const float* a, int64_t d) {
     double s = 0;
@@ -177,12 +244,16 @@ public:
         if (c_.size() > static_cast<size_t>(k_)) cut();
     }
 
-    // Rescores the candidates exactly (q against V, row-major by original id) and
-    // writes the top k in ranking order; rows with fewer than k candidates (labels
-    // excluded) are padded with id -1 and score -inf.
-    void finish(const float* q, const float* V, int64_t d, float* out_s, I* out_id) {
+    // The candidates that may belong to the exact top k (after a final cut); their
+    // scores are to be replaced by exact ones before emit().
+    std::vector<Entry<I>>& candidates() {
         if (c_.size() > static_cast<size_t>(k_)) cut();
-        for (auto& e : c_) e.s = exact_dot(q, V + static_cast<int64_t>(e.id) * d, d);
+        return c_;
+    }
+
+    // Writes the top k of the (rescored) candidates in ranking order; rows with fewer
+    // than k candidates (labels excluded) are padded with id -1 and score -inf.
+    void emit(float* out_s, I* out_id) {
         const size_t m = std::min(c_.size(), static_cast<size_t>(k_));
         std::partial_sort(c_.begin(), c_.begin() + m, c_.end(), Better<I>());
         for (size_t j = 0; j < m; ++j) {
@@ -231,6 +302,39 @@ inline void scan_row(const float* s, int64_t len, IdOf id_of, RowTopk<I>& row) {
     }
     for (; j < len; ++j)
         if (s[j] >= row.thr) row.offer(s[j], id_of(j));
+}
+
+// Rescores the candidates of a block of rows exactly and writes each row's top k.
+// Candidates are visited in label order, so the label vectors stream through the cache
+// once per block instead of once per row. q_of(r): the query of row r; out_of(r): its
+// output pointers (scores, ids).
+struct Pending {
+    int64_t id;
+    int64_t row;
+    int64_t pos;
+};
+
+template <class I, class QOf, class OutOf>
+void finish_rows(std::vector<RowTopk<I>>& rows, int64_t nq, QOf q_of, const float* V, int64_t d,
+                 std::vector<Pending>& work, OutOf out_of) {
+    const ExactDot dot = exact_dot_fn();
+    work.clear();
+    for (int64_t r = 0; r < nq; ++r) {
+        auto& c = rows[r].candidates();
+        for (size_t p = 0; p < c.size(); ++p)
+            work.push_back(Pending{static_cast<int64_t>(c[p].id), r, static_cast<int64_t>(p)});
+    }
+    std::sort(work.begin(), work.end(), [](const Pending& a, const Pending& b) {
+        return a.id < b.id || (a.id == b.id && a.row < b.row);
+    });
+    for (const Pending& w : work)
+        rows[w.row].candidates()[w.pos].s = dot(q_of(w.row), V + w.id * d, d);
+    for (int64_t r = 0; r < nq; ++r) {
+        float* os;
+        I* oi;
+        out_of(r, &os, &oi);
+        rows[r].emit(os, oi);
+    }
 }
 
 // tile (nq x nl, row-major) = Q (nq x d) V (nl x d)^T, by one column-major sgemm:
@@ -305,6 +409,7 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
         BlasSingleThreaded single;
         std::vector<float> tile;
         std::vector<RowTopk<I>> rows;
+        std::vector<Pending> work;
         guard.run([&] {
             tile.resize(static_cast<size_t>(nb * lb));
             rows.resize(static_cast<size_t>(nb));
@@ -329,12 +434,14 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
                         scan_row<I>(tile.data() + r * nl, nl,
                                     [l0](int64_t j) { return static_cast<I>(l0 + j); }, rows[r]);
                 }
-                for (int64_t r = 0; r < nq; ++r) {
-                    const int64_t q = q0 + r;
-                    const int64_t at = parts == 1 ? q * k : (q * parts + part) * k;
-                    rows[r].finish(Q + q * d, V, d, parts == 1 ? out_s + at : part_s.data() + at,
-                                   parts == 1 ? out_id + at : part_id.data() + at);
-                }
+                finish_rows<I>(
+                    rows, nq, [&](int64_t r) { return Q + (q0 + r) * d; }, V, d, work,
+                    [&](int64_t r, float** os, I** oi) {
+                        const int64_t q = q0 + r;
+                        const int64_t at = parts == 1 ? q * k : (q * parts + part) * k;
+                        *os = parts == 1 ? out_s + at : part_s.data() + at;
+                        *oi = parts == 1 ? out_id + at : part_id.data() + at;
+                    });
             });
         }
     }
@@ -494,6 +601,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
             std::vector<float> qbuf, tile, vbuf, thr;
             std::vector<I> idbuf;
             std::vector<double> gt, base, inv_qn, maxb;
+            std::vector<Pending> work;
             std::vector<int64_t> corder, sub;
             std::vector<double> need, tmp;
             std::vector<float> qsub, tile2;
@@ -641,10 +749,13 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                         if (batch >= target) flush();
                     }
                     flush();
-                    for (int64_t r = 0; r < nq; ++r) {
-                        const int64_t q = c0 + order[r0 + r];
-                        rows[r].finish(Q + q * d, ix.V, d, out_s + q * k, out_id + q * k);
-                    }
+                    finish_rows<I>(
+                        rows, nq, [&](int64_t r) { return qbuf.data() + r * d; }, ix.V, d, work,
+                        [&](int64_t r, float** os, I** oi) {
+                            const int64_t q = c0 + order[r0 + r];
+                            *os = out_s + q * k;
+                            *oi = out_id + q * k;
+                        });
                 });
             }
         }
@@ -680,6 +791,7 @@ void threshold_blocked(const float* Q, int64_t n, const float* V, int64_t L, int
     out.scores.assign(static_cast<size_t>(n_qb), {});
     if (n == 0 || L == 0) return;
     const double err_coef = error_coef(d) * max_row_norm(V, L, d, nt);
+    const ExactDot dot = exact_dot_fn();
     ExceptionGuard guard;
 #pragma omp parallel num_threads(nt)
     {
@@ -711,7 +823,7 @@ void threshold_blocked(const float* Q, int64_t n, const float* V, int64_t L, int
                         const float* s = tile.data() + r * nl;
                         const float* q = Q + (q0 + r) * d;
                         auto visit = [&](int64_t j) {
-                            const float x = exact_dot(q, V + (l0 + j) * d, d);
+                            const float x = dot(q, V + (l0 + j) * d, d);
                             if (x > min_score) {
                                 rid[r].push_back(static_cast<I>(l0 + j));
                                 rs[r].push_back(x);
