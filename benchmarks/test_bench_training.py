@@ -23,6 +23,7 @@ import pytest
 from _util import RESULTS, bench_size, compare, machine, scaled
 
 import labelemb
+import labelemb.metrics
 
 torch = pytest.importorskip("torch")
 
@@ -81,6 +82,13 @@ def test_training_curves(benchmark, topic_features, tmp_path):
     with warnings.catch_warnings():  # rare labels absent from the training split
         warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
         emb = labelemb.fit_embeddings(train[1], dim=DIM, seed=0)
+    # The decoder's ceiling: P@5 / MAP of the true targets themselves, decoded by nearest
+    # labels (what a perfect cosine regression would score).
+    with warnings.catch_warnings():  # empty label sets encode to zero rows
+        warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
+        oracle, _ = labelemb.topk(emb.encode(valid[1]), emb.vectors, min(100, L))
+    ceiling = (labelemb.metrics.precision_at_k(oracle, valid[1], 5),
+               labelemb.metrics.map_at_k(oracle, valid[1], min(100, L)))
     runs = {}
     for name, head in ((f"embedding (cosine, d={DIM})", "paper"),
                        (f"sigmoid BCE (L={L})", "bce")):
@@ -96,6 +104,8 @@ def test_training_curves(benchmark, topic_features, tmp_path):
           f"[{bench_size()} sizes; {machine()}]")
     print(f"  labels: {L}, {int((np.abs(emb.vectors).sum(1) == 0).sum())} without a vector "
           f"(absent from the training split); {train[1].nnz / N_TRAIN:.2f} labels/sample")
+    print(f"  decoding ceiling (true targets decoded by nearest labels): P@5 {ceiling[0]:.4f}, "
+          f"MAP@100 {ceiling[1]:.4f}")
     print(f"  {'epoch':>5s} | {'emb P@5':>8s} {'emb MAP@100':>11s} {'emb s':>7s} | "
           f"{'bce P@5':>8s} {'bce MAP@100':>11s} {'bce s':>7s}")
     mk = "map@100" if L >= 100 else f"map@{L}"
@@ -114,6 +124,7 @@ def test_training_curves(benchmark, topic_features, tmp_path):
         json.dump({"machine": machine(), "size": bench_size(),
                    "setup": dict(n_train=N_TRAIN, n_valid=N_VALID, L=L, features=N_FEATURES,
                                  hidden=HIDDEN, d=DIM, epochs=EPOCHS, batch=BATCH, lr=LR),
+                   "decoding_ceiling": {"p@5": ceiling[0], "map@100": ceiling[1]},
                    "runs": {k: v.epochs for k, v in runs.items()}}, f, indent=1)
     try:
         from labelemb import plot

@@ -75,6 +75,8 @@ constexpr int64_t kSmallWork = int64_t(1) << 16;
 // One Cholesky QR pass leaves a block of (1-norm) condition number below this orthonormal
 // to about 1e-16 * cond^2 <= 1e-12: no second pass.
 constexpr double kOnePassCond = 100.0;
+// Dense steps with fewer multiply-adds than this run on the calling thread.
+constexpr int64_t kParallelWork = int64_t(1) << 23;
 
 inline int to_int(int64_t x) {
     LABELEMB_CHECK(x >= 0 && x <= INT_MAX, "dimension " << x << " does not fit BLAS's int");
@@ -128,9 +130,12 @@ struct Blocks {
     int64_t end(int64_t b) const { return std::min(n, (b + 1) * size); }
 };
 
+// f(block, first row, rows) for every block; in parallel when the step is worth it (`work`:
+// its multiply-adds), since a parallel region costs a barrier, and a barrier on a busy
+// machine can cost a scheduler time slice.
 template <class F>
-void for_blocks(const Blocks& bl, int nt, F&& f) {
-    if (bl.count == 1 || nt == 1) {  // no parallel region (and no barrier) for one thread
+void for_blocks(const Blocks& bl, int nt, int64_t work, F&& f) {
+    if (bl.count == 1 || nt == 1 || work < kParallelWork) {
         for (int64_t b = 0; b < bl.count; ++b) f(b, bl.begin(b), bl.end(b) - bl.begin(b));
         return;
     }
@@ -151,7 +156,7 @@ inline void inner(const Blocks& bl, int nt, int64_t wa, const double* A, int64_t
                   const double* B, double* out, bool upper) {
     const int64_t n = bl.n, cell = wa * wb;
     std::vector<double> part(static_cast<size_t>(bl.count * cell));
-    for_blocks(bl, nt, [&](int64_t b, int64_t r0, int64_t rows) {
+    for_blocks(bl, nt, n * cell, [&](int64_t b, int64_t r0, int64_t rows) {
         double* pb = part.data() + b * cell;
         const int R = to_int(rows), LD = to_int(n), WA = to_int(wa), WB = to_int(wb);
         const double one = 1.0, zero = 0.0;
@@ -175,7 +180,7 @@ inline void inner(const Blocks& bl, int nt, int64_t wa, const double* A, int64_t
 // Squared norms of the w columns of an n x w block.
 inline std::vector<double> col_norms2(const Blocks& bl, int nt, int64_t w, const double* Y) {
     std::vector<double> part(static_cast<size_t>(bl.count * w), 0.0), out(static_cast<size_t>(w));
-    for_blocks(bl, nt, [&](int64_t b, int64_t r0, int64_t rows) {
+    for_blocks(bl, nt, bl.n * w, [&](int64_t b, int64_t r0, int64_t rows) {
         for (int64_t j = 0; j < w; ++j) {
             const double* col = Y + j * bl.n + r0;
             double s = 0.0;
@@ -272,7 +277,7 @@ inline bool cholqr(const Blocks& bl, int nt, int64_t w, double* Y, std::vector<d
     // R = R_scaled D^-1 (D = diag(s)): unscale R rather than scale Y (one pass less over Y).
     for (int64_t j = 0; j < w; ++j)
         for (int64_t i = 0; i <= j; ++i) G[j * w + i] /= s[j];
-    for_blocks(bl, nt, [&](int64_t, int64_t r0, int64_t rows) {
+    for_blocks(bl, nt, bl.n * w * w / 2, [&](int64_t, int64_t r0, int64_t rows) {
         const char right = 'R', no = 'N';
         const double one = 1.0;
         const int R = to_int(rows), LD = to_int(bl.n);
@@ -299,7 +304,7 @@ inline void orthonormalize(const Blocks& bl, int nt, int64_t w, double* Y, int p
 // C (n x w) += alpha A (n x m) M (m x w, column-major, leading dimension m).
 inline void update(const Blocks& bl, int nt, int64_t m, int64_t w, double alpha, const double* A,
                    const double* M, double beta, double* C) {
-    for_blocks(bl, nt, [&](int64_t, int64_t r0, int64_t rows) {
+    for_blocks(bl, nt, bl.n * m * w, [&](int64_t, int64_t r0, int64_t rows) {
         gemm('N', 'N', rows, w, m, alpha, A + r0, bl.n, M, m, beta, C + r0, bl.n);
     });
 }
@@ -552,7 +557,7 @@ void randomized_eigh_dense(const T* A, int64_t n, const EighParams& prm, double*
 #pragma omp parallel for num_threads(nt) schedule(static)
             for (int64_t i = 0; i < n * w; ++i) xf[i] = static_cast<float>(X[i]);
         }
-        eigh_detail::for_blocks(bl, nt, [&](int64_t, int64_t r0, int64_t rows) {
+        eigh_detail::for_blocks(bl, nt, n * n * w, [&](int64_t, int64_t r0, int64_t rows) {
             // Rows r0.. of row-major A, read as column-major, are columns of A^T: transposing
             // them back gives those rows of A X.
             const char t = 'T', no = 'N';

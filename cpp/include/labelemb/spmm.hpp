@@ -157,8 +157,9 @@ template <class I>
 void spmm(const CsrF32<I>& A, const double* X, int64_t ldx, int64_t w, double* Y, int64_t ldy,
           std::vector<float>& panels, int num_threads) {
     using namespace spmm_detail;
-    // Small products are not worth waking threads for.
-    const int nt = (A.indptr[A.n_rows] + A.n_rows) * w < (int64_t(1) << 18)
+    // Small products are not worth waking threads for (a barrier on a busy machine can cost
+    // a scheduler time slice).
+    const int nt = (A.indptr[A.n_rows] + A.n_rows) * w < (int64_t(1) << 23)
                        ? 1
                        : resolve_threads(num_threads);
     const int64_t n_chunks = static_cast<int64_t>(A.chunks.size()) - 1;
