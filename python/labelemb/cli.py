@@ -270,7 +270,7 @@ outputs); samples without labels are left out."""
     "with the sigmoid baseline, and compare them",
     arg("-o", "--output", default="labelemb-demo", metavar="DIR",
         help="folder for report.json, curves.png and the training logs (default labelemb-demo)"),
-    arg("--epochs", type=int, default=10, help="epochs per recipe (default 10)"),
+    arg("--epochs", type=int, default=8, help="epochs per recipe (default 8)"),
     arg("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N"),
     arg("--recipes", default=None,
         help="comma-separated, from paper, bce, lowrank (default: all three)"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -88,6 +89,7 @@ def run_demo(out_dir: str = "labelemb-demo", *, epochs: int = 8, device: str = "
 
     from . import fit_embeddings
     from .datasets import load_openclipart
+    from .embedding import EmbeddingWarning
     from .torch import fit, make_model
 
     for r in recipes:
@@ -103,7 +105,12 @@ def run_demo(out_dir: str = "labelemb-demo", *, epochs: int = 8, device: str = "
     echo(f"Openclipart 32x32: {len(tr)} training and {len(te)} test images, {Y.shape[1]} labels, "
          f"{Y[tr].nnz / len(tr):.2f} labels per image; the split keeps each icon set on one side.")
 
-    emb = fit_embeddings(Y[tr], dim=dim, seed=seed, progress=False)
+    unseen = int((np.asarray(Y[tr].sum(axis=0)).ravel() == 0).sum())
+    with warnings.catch_warnings():  # labels seen only in the test images: reported below
+        warnings.simplefilter("ignore", EmbeddingWarning)
+        emb = fit_embeddings(Y[tr], dim=dim, seed=seed, progress=False)
+    if unseen:
+        echo(f"({unseen} labels occur only in test images: they get zero vectors)")
     emb.label_names = list(data.label_names)
     echo(f"\nLabel embedding: {emb!r}")
     counts = np.asarray(Y[tr].sum(axis=0)).ravel()

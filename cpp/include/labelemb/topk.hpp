@@ -310,9 +310,13 @@ public:
     // Before the row has a threshold, the k-th largest of a tile row (any k real scores
     // bound the final k-th score from below) gives one at once, so that the first tile
     // admits about k candidates instead of k (1 + log(tile / k)).
+    // Excluded labels may be among the tile's best: the bound is then the (k + number
+    // excluded)-th largest.
     void seed(const float* s, int64_t len) {
-        if (thr == kNegInf && len >= k_ && len >= 4 * k_)
-            thr = kth_largest(s, static_cast<size_t>(len), static_cast<size_t>(k_)) - slack_;
+        if (thr != kNegInf) return;
+        const int64_t kk = k_ + (ex_end_ - ex_begin_);
+        if (len >= 4 * kk)
+            thr = kth_largest(s, static_cast<size_t>(len), static_cast<size_t>(kk)) - slack_;
     }
 
     // Cuts the buffer back so that thr reflects the current k-th score.
