@@ -446,17 +446,12 @@ template <class I, class QOf, class OutOf>
 void finish_rows(std::vector<RowTopk<I>>& rows, int64_t nq, QOf q_of, const float* V, int64_t d,
                  std::vector<Pending>& work, OutOf out_of) {
     const ExactDot dot = exact_dot_fn();
-    work.clear();
+    (void)work;
     for (int64_t r = 0; r < nq; ++r) {
         auto& c = rows[r].candidates();
-        for (size_t p = 0; p < c.size(); ++p)
-            work.push_back(Pending{static_cast<int64_t>(c[p].id), r, static_cast<int64_t>(p)});
+        const float* q = q_of(r);
+        for (auto& e : c) e.s = dot(q, V + static_cast<int64_t>(e.id) * d, d);
     }
-    std::sort(work.begin(), work.end(), [](const Pending& a, const Pending& b) {
-        return a.id < b.id || (a.id == b.id && a.row < b.row);
-    });
-    for (const Pending& w : work)
-        rows[w.row].candidates()[w.pos].s = dot(q_of(w.row), V + w.id * d, d);
     for (int64_t r = 0; r < nq; ++r) {
         float* os;
         I* oi;
