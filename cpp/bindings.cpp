@@ -37,6 +37,10 @@ public:
             sa.sa_handler = [](int) { interrupt_flag().store(true); };
             sigemptyset(&sa.sa_mask);
             installed_ = sigaction(SIGINT, &sa, &old_) == 0;
+            if (installed_ && old_.sa_handler == SIG_IGN) {  // a program that ignores Ctrl-C
+                sigaction(SIGINT, &old_, nullptr);
+                installed_ = false;
+            }
         }
     }
     ~SigintGuard() {
