@@ -24,12 +24,14 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _util import compare, scaled
+from _util import bench_size, compare, scaled
 
 import labelemb
 
 THREADS = 2
-D = 256
+FULL = bench_size() == "full"
+D = 256 if FULL else 32
+REPEATS = 3 if FULL else 1
 
 
 def _unit(rng, m, d):
@@ -120,7 +122,7 @@ def test_topk_worst_case(benchmark, n_labels, k):
             pass
     limits = _blas_limits()
     try:
-        med = compare(f"topk worst case n={n} L={L} d={D} k={k}", funcs, repeats=3,
+        med = compare(f"topk worst case n={n} L={L} d={D} k={k}", funcs, repeats=REPEATS,
                       extra={"threads": THREADS})
     finally:
         if limits is not None:
@@ -170,13 +172,20 @@ def _queries(E, held_out, noise, rng):
     return np.ascontiguousarray(Q, dtype=np.float32), float(np.mean((Q * T).sum(axis=1)))
 
 
-@pytest.mark.parametrize("noise", [0.5, 1.0])
-def test_topk_real_case(benchmark, topic_1m, noise):
+@pytest.fixture(scope="module")
+def real_vectors(topic_1m):
+    """(label vectors, their source, held-out label sets) of the shared topic set."""
     Y = topic_1m
     n_test = scaled(100_000)
     train, held_out = Y[:-n_test], Y[-n_test:]
-    dim = min(D, Y.shape[1] // 4)
-    E, source = _embedding(train, dim)
+    E, source = _embedding(train, min(D, Y.shape[1] // 4))
+    return E, source, held_out
+
+
+@pytest.mark.parametrize("noise", [0.5, 1.0])
+def test_topk_real_case(benchmark, real_vectors, noise):
+    E, source, held_out = real_vectors
+    dim = E.shape[1]
     rng = np.random.default_rng(1)
     Q, cos = _queries(E, held_out, noise, rng)
     k = 10
@@ -196,7 +205,7 @@ def test_topk_real_case(benchmark, topic_1m, noise):
     limits = _blas_limits()
     try:
         med = compare(f"topk real case n={len(Q)} L={E.shape[0]} d={dim} k={k} noise={noise}",
-                      funcs, repeats=3, extra={
+                      funcs, repeats=REPEATS, extra={
                           "label vectors": source, "mean cos(query, target)": round(cos, 3),
                           "index build (s)": round(build, 2),
                           "n_clusters": index.n_clusters_,

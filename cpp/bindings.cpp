@@ -425,6 +425,13 @@ py::tuple threshold_impl(const float* q, int64_t n, const float* v, int64_t L, i
     return py::make_tuple(indptr, indices, data);
 }
 
+float exact_dot_py(const carray<float>& a, const carray<float>& b, int version) {
+    require_1d(a, "a");
+    require_1d(b, "b");
+    LABELEMB_CHECK(alen(a) == alen(b), "a and b differ in length");
+    return topk_detail::exact_dot_version(version, cptr(a), cptr(b), alen(a));
+}
+
 py::tuple threshold(const carray<float>& queries, const carray<float>& vectors, double min_score,
                     int num_threads, int64_t query_block, int64_t label_block) {
     require_2d(queries, "queries");
@@ -665,6 +672,8 @@ PYBIND11_MODULE(_core, m) {
           py::arg("exclude_indices").noconvert(), py::arg("out_scores").noconvert(),
           py::arg("out_indices").noconvert(), py::arg("num_threads") = 0,
           py::arg("query_block") = 0, py::arg("label_block") = 0);
+    m.def("_exact_dot", &exact_dot_py, py::arg("a").noconvert(), py::arg("b").noconvert(),
+          py::arg("version"));
     m.def("threshold", &threshold, py::arg("queries").noconvert(), py::arg("vectors").noconvert(),
           py::arg("min_score"), py::arg("num_threads") = 0, py::arg("query_block") = 0,
           py::arg("label_block") = 0);

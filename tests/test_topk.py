@@ -390,3 +390,24 @@ def test_import_does_not_import_torch():
 def test_exports():
     for name in ("topk", "threshold", "TopkIndex", "metrics"):
         assert name in labelemb.__all__
+
+
+@settings(max_examples=60, deadline=None)
+@given(d=st.integers(1, 300), seed=st.integers(0, 2**16), spread=st.integers(0, 12))
+def test_exact_dot_versions_agree(d, seed, spread):
+    # The reported score must not depend on the CPU: scalar, SSE2 and AVX2 versions of the
+    # fixed-order float64 dot product give the same float, the float64 product rounded.
+    from labelemb import _core
+
+    rng = np.random.default_rng(seed)
+    a = (rng.standard_normal(d) * 10.0 ** rng.integers(-spread, spread + 1, d)).astype(np.float32)
+    b = rng.standard_normal(d).astype(np.float32)
+    values = []
+    for version in (0, 1, 2):
+        try:
+            values.append(_core._exact_dot(a, b, version))
+        except ValueError:  # not built or not supported on this CPU
+            pass
+    assert len(values) >= 1 and all(v == values[0] for v in values)
+    ref = np.dot(a.astype(np.float64), b.astype(np.float64))
+    assert values[0] == pytest.approx(ref, rel=1e-6, abs=1e-30)

@@ -61,3 +61,41 @@ def csr_spmm(
     yt: NDArray[np.float64],
     num_threads: int = 0,
 ) -> None: ...
+def topk(
+    queries: NDArray[np.float32],
+    vectors: NDArray[np.float32],
+    k: int,
+    exclude_indptr: Optional[NDArray[np.int64]],
+    exclude_indices: Optional[NDArray[np.int64]],
+    out_scores: NDArray[np.float32],
+    out_indices: NDArray[Any],
+    num_threads: int = 0,
+    query_block: int = 0,
+    label_block: int = 0,
+) -> None: ...
+def topk_clustered(
+    queries: NDArray[np.float32],
+    vectors: NDArray[np.float32],
+    sorted: NDArray[np.float32],
+    ids: NDArray[Any],
+    delta: NDArray[np.float64],
+    offsets: NDArray[np.int64],
+    centres: NDArray[np.float32],
+    k: int,
+    exclude_indptr: Optional[NDArray[np.int64]],
+    exclude_indices: Optional[NDArray[np.int64]],
+    out_scores: NDArray[np.float32],
+    out_indices: NDArray[Any],
+    num_threads: int = 0,
+    query_block: int = 0,
+    label_block: int = 0,
+) -> int: ...
+def threshold(
+    queries: NDArray[np.float32],
+    vectors: NDArray[np.float32],
+    min_score: float,
+    num_threads: int = 0,
+    query_block: int = 0,
+    label_block: int = 0,
+) -> Tuple[NDArray[np.int64], NDArray[Any], NDArray[np.float32]]: ...
+def _exact_dot(a: NDArray[np.float32], b: NDArray[np.float32], version: int) -> float: ...

@@ -112,7 +112,8 @@ def randomized_eigh(A, k: int, *, which: str = "LA", n_iter: int = 4, oversample
     seed : int, default 0
         Seed of the random start block; the same seed gives the same result.
     num_threads : int, default 0
-        Threads (0 = all cores). Results agree across thread counts to float rounding.
+        Threads (0 = all cores). The work is split in fixed blocks, so the result does not
+        depend on the number of threads.
 
     Returns
     -------
@@ -158,11 +159,29 @@ def randomized_eigh(A, k: int, *, which: str = "LA", n_iter: int = 4, oversample
                          "eigenpairs use numpy.linalg.eigh")
     if csr is not None:
         _check_symmetric_csr(csr, num_threads)
+    return _eigh(csr if csr is not None else dense, n, k, which, n_iter, oversample, seed,
+                 num_threads)
+
+
+def _eigh(A, n: int, k: int, which: str, n_iter: int, oversample: int, seed: int,
+          num_threads: int) -> Tuple[np.ndarray, np.ndarray]:
+    """randomized_eigh on arguments already checked: ``A`` is the CSR arrays of
+    :func:`_as_symmetric_csr` (or of a matrix symmetric by construction) or a dense array."""
     values = np.empty(k, dtype=np.float64)
     vectors = np.empty((n, k), dtype=np.float32)
     args = (k, oversample, n_iter, which == "LA", seed, values, vectors, num_threads)
-    if csr is not None:
-        _core.eigh_csr(*csr, *args)
+    if isinstance(A, tuple):
+        _core.eigh_csr(*A, *args)
     else:
-        _core.eigh_dense(dense, *args)
+        _core.eigh_dense(A, *args)
     return values, vectors
+
+
+def _symmetric_csr_arrays(P: sp.csr_matrix):
+    """The CSR arrays of a matrix known to be symmetric, finite and canonical (a PMI
+    matrix), without the O(nnz) checks of :func:`_as_symmetric_csr`."""
+    n = P.shape[0]
+    itype = np.int32 if n <= np.iinfo(np.int32).max else np.int64
+    return (np.ascontiguousarray(P.indptr, dtype=np.int64),
+            np.ascontiguousarray(P.indices, dtype=itype),
+            np.ascontiguousarray(P.data, dtype=np.float32))

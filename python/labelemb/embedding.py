@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from ._labels import to_batch
 from ._version import __version__
 from .cooccurrence import Cooccurrence, _check_threads, cooccurrence
-from .eigh import _check_int, randomized_eigh
+from .eigh import _check_int, _eigh, _symmetric_csr_arrays
 from .pmi import DIAGONALS, PMI_KINDS, pmi_matrix
 
 FORMAT = "labelemb.LabelEmbedding"
@@ -189,8 +189,9 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
         raise ValueError("the PMI matrix is empty (no label pair or label passes min_count and "
                          "the positivity of PPMI): there is nothing to embed")
     with bars.stage(f"eigendecomposition (rank {dim}, {n_iter + 3} products)") as bar:
-        values, U = randomized_eigh(P, dim, which="LA", n_iter=n_iter, oversample=oversample,
-                                    seed=seed, num_threads=num_threads)
+        # P is symmetric, finite and canonical by construction: no O(nnz) checks again.
+        values, U = _eigh(_symmetric_csr_arrays(P), L, dim, "LA", n_iter, oversample, seed,
+                          num_threads)
         bar.update(1)
     with bars.stage("label vectors") as bar:
         top = float(values[0])

@@ -70,7 +70,7 @@ struct EighStats {
 
 namespace eigh_detail {
 
-// Below this many entries in a block, dense steps run on the calling thread alone.
+// Below this many entries in the n x l block, the whole call runs on the calling thread.
 constexpr int64_t kSmallWork = int64_t(1) << 16;
 // One Cholesky QR pass leaves a block of (1-norm) condition number below this orthonormal
 // to about 1e-16 * cond^2 <= 1e-12: no second pass.
@@ -96,6 +96,7 @@ inline void random_block(int64_t n, int64_t l, uint64_t seed, double* X, int nt)
     const uint64_t key = splitmix64(seed + 0x9E3779B97F4A7C15ULL);
     const int64_t total = n * l;
     const int64_t pairs = (total + 1) / 2;
+    (void)nt;  // unused without OpenMP
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t m = 0; m < pairs; ++m) {
         const uint64_t h = splitmix64(key + static_cast<uint64_t>(m + 1) * 0x9E3779B97F4A7C15ULL);
@@ -353,6 +354,7 @@ inline void store_vectors(int64_t n, int64_t k, const double* U, float* out, int
             if (std::fabs(col[i]) > std::fabs(col[best])) best = i;
         if (col[best] < 0) sign[j] = -1.0;
     }
+    (void)nt;  // unused without OpenMP
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i0 = 0; i0 < n; i0 += 64) {
         const int64_t i1 = std::min(n, i0 + 64);
@@ -452,11 +454,16 @@ void randomized_eigh(int64_t n, Apply&& apply, const EighParams& prm, double* va
     if (nb * l >= n) {
         // Small problem: B = A exactly (apply to the identity), dense eigensolver.
         stats.exact = true;
-        std::vector<double> I(static_cast<size_t>(n * n), 0.0);
-        for (int64_t i = 0; i < n; ++i) I[i * n + i] = 1.0;
         B.assign(static_cast<size_t>(n * n), 0.0);
-        apply(I.data(), n, B.data());
-        ++stats.products;
+        const int64_t chunk = std::min<int64_t>(n, 256);  // identity columns per product
+        std::vector<double> I(static_cast<size_t>(n * chunk));
+        for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+            const int64_t w = std::min(chunk, n - c0);
+            std::fill(I.begin(), I.end(), 0.0);
+            for (int64_t j = 0; j < w; ++j) I[j * n + c0 + j] = 1.0;
+            apply(I.data(), w, B.data() + c0 * n);
+            ++stats.products;
+        }
         for (double x : B)
             if (!std::isfinite(x)) throw std::invalid_argument("A contains NaN or Inf");
         symmetrize(n, B.data(), n);

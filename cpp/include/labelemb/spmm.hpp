@@ -4,7 +4,7 @@
 // block X (n_cols x w, column-major float64, as the LAPACK side of randomized_eigh keeps
 // it). The product is memory bound: each stored a_ij gathers row j of X. So X is taken in
 // column panels of kPanel columns, each converted once to a row-major float32 copy
-// (n_cols x kPanel floats: 5 MB for 20,000 labels, so it stays in the last-level cache
+// (n_cols x kPanel floats: 4 MB for 20,000 labels, so it stays in the last-level cache
 // while the rows of A gather from it); a row's kPanel sums live in registers and are
 // written straight into the column-major output. Rows are split into chunks of about
 // equal work (rows + stored entries, since label frequencies follow a power law) and
@@ -33,12 +33,22 @@
 #define LABELEMB_ALWAYS_INLINE inline
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define LABELEMB_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define LABELEMB_PREFETCH(p) ((void)0)
+#endif
+
 namespace labelemb {
 
 namespace spmm_detail {
 
-constexpr int kPanel = 64;   // columns per panel (8 AVX2 registers of sums)
-constexpr int kAhead = 8;    // stored entries to prefetch ahead
+// Columns per panel: 6 AVX2 registers of sums, and a panel row is 3 cache lines (the
+// panels are 64-byte aligned). Measured on the PMI matrix of 20,000 labels (CPU time, one
+// thread): 48 columns beat 32, 40, 56, 64 and wider panels by 10 to 30%; prefetching the
+// rows 16 entries ahead halves the time of no prefetching.
+constexpr int kPanel = 48;
+constexpr int kAhead = 16;  // stored entries to prefetch ahead
 
 // Rows [r0, r1) of one panel: Y[:, c0:c0+w] = A[r0:r1] Xp, Xp row-major n_cols x W,
 // zero-padded from w to W columns.
@@ -53,7 +63,7 @@ LABELEMB_ALWAYS_INLINE void panel_rows(int64_t r0, int64_t r1, const int64_t* in
         for (int64_t p = indptr[i]; p < end; ++p) {
             if (p + kAhead < end) {
                 const float* ahead = Xp + static_cast<int64_t>(indices[p + kAhead]) * W;
-                for (int c = 0; c < W; c += 16) __builtin_prefetch(ahead + c);
+                for (int c = 0; c < W; c += 16) LABELEMB_PREFETCH(ahead + c);
             }
             const float v = data[p];
             const float* x = Xp + static_cast<int64_t>(indices[p]) * W;
@@ -74,9 +84,7 @@ LABELEMB_ALWAYS_INLINE void panel_dispatch(int64_t r0, int64_t r1, const int64_t
         case 24: panel_rows<24>(r0, r1, indptr, indices, data, Xp, w, Y, ldy); break;
         case 32: panel_rows<32>(r0, r1, indptr, indices, data, Xp, w, Y, ldy); break;
         case 40: panel_rows<40>(r0, r1, indptr, indices, data, Xp, w, Y, ldy); break;
-        case 48: panel_rows<48>(r0, r1, indptr, indices, data, Xp, w, Y, ldy); break;
-        case 56: panel_rows<56>(r0, r1, indptr, indices, data, Xp, w, Y, ldy); break;
-        default: panel_rows<64>(r0, r1, indptr, indices, data, Xp, w, Y, ldy); break;
+        default: panel_rows<48>(r0, r1, indptr, indices, data, Xp, w, Y, ldy); break;
     }
 }
 
@@ -171,8 +179,10 @@ void spmm(const CsrF32<I>& A, const double* X, int64_t ldx, int64_t w, double* Y
     auto padded = [&](int64_t p) { return (width(p) + 7) / 8 * 8; };
     // Panel p starts at nc * kPanel * p; only the last one may be narrower.
     const int64_t cols = n_panels == 0 ? 0 : kPanel * (n_panels - 1) + padded(n_panels - 1);
-    panels.resize(static_cast<size_t>(nc * cols));
-    float* base = panels.data();
+    panels.resize(static_cast<size_t>(nc * cols) + 16);  // + room to align to 64 bytes
+    float* base = reinterpret_cast<float*>(
+        (reinterpret_cast<uintptr_t>(panels.data()) + 63) & ~static_cast<uintptr_t>(63));
+    (void)nt;  // unused without OpenMP
 #pragma omp parallel num_threads(nt)
     {
 #pragma omp for schedule(dynamic, 16)
@@ -201,11 +211,16 @@ void spmm(const CsrF32<I>& A, const double* X, int64_t ldx, int64_t w, double* Y
 // max |a_ij - a_ji| over the stored entries (an entry missing on the other side counts as
 // 0), for a square CSR matrix whose rows are sorted. Sets `sorted` to false (and returns
 // 0) when a row is not strictly increasing. Also reports max |a_ij| in `max_abs`.
-// Work: O(nnz log(row length)), parallel.
+// The transpose is built by a counting sort (its rows come out sorted), then each row is
+// merged with its transposed row: O(n + nnz) work, one scattered write per entry (a binary
+// search for each entry's mirror took 4x longer on a 20,000-label PMI matrix).
+// Memory: nnz indices and values.
 template <class I>
 double csr_asymmetry(int64_t n, const int64_t* indptr, const I* indices, const float* data,
                      double* max_abs, bool* sorted, int num_threads) {
-    const int nt = indptr[n] < (int64_t(1) << 16) ? 1 : resolve_threads(num_threads);
+    const int64_t nnz = indptr[n];
+    const int nt = nnz < (int64_t(1) << 16) ? 1 : resolve_threads(num_threads);
+    (void)nt;  // unused without OpenMP
     int ok = 1;
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(&& : ok)
     for (int64_t r = 0; r < n; ++r)
@@ -214,21 +229,41 @@ double csr_asymmetry(int64_t n, const int64_t* indptr, const I* indices, const f
     *sorted = ok != 0;
     *max_abs = 0.0;
     if (!ok) return 0.0;
+    std::vector<int64_t> tptr(static_cast<size_t>(n) + 1, 0);
+    for (int64_t p = 0; p < nnz; ++p) ++tptr[static_cast<int64_t>(indices[p]) + 1];
+    for (int64_t j = 0; j < n; ++j) tptr[j + 1] += tptr[j];
+    std::vector<I> tidx(static_cast<size_t>(nnz));
+    std::vector<float> tval(static_cast<size_t>(nnz));
+    {
+        std::vector<int64_t> cur(tptr.begin(), tptr.end() - 1);
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
+                const int64_t q = cur[static_cast<int64_t>(indices[p])]++;
+                tidx[q] = static_cast<I>(i);
+                tval[q] = data[p];
+            }
+    }
     double worst = 0.0, biggest = 0.0;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 256) reduction(max : worst, biggest)
     for (int64_t i = 0; i < n; ++i) {
-        for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
-            const int64_t j = static_cast<int64_t>(indices[p]);
-            const double a = static_cast<double>(data[p]);
-            biggest = std::max(biggest, std::fabs(a));
-            const I* lo = indices + indptr[j];
-            const I* hi = indices + indptr[j + 1];
-            const I* q = std::lower_bound(lo, hi, static_cast<I>(i));
-            const double b = (q != hi && static_cast<int64_t>(*q) == i)
-                                 ? static_cast<double>(data[q - indices])
-                                 : 0.0;
-            // NaN compares false: a NaN entry makes the difference NaN, kept by the max below
-            const double d = std::fabs(a - b);
+        int64_t p = indptr[i], q = tptr[i];
+        const int64_t pe = indptr[i + 1], qe = tptr[i + 1];
+        while (p < pe || q < qe) {
+            double d;
+            if (q == qe || (p < pe && indices[p] < tidx[q])) {
+                d = std::fabs(static_cast<double>(data[p]));
+                biggest = std::max(biggest, d);
+                ++p;
+            } else if (p == pe || tidx[q] < indices[p]) {
+                d = std::fabs(static_cast<double>(tval[q]));
+                ++q;
+            } else {
+                biggest = std::max(biggest, std::fabs(static_cast<double>(data[p])));
+                d = std::fabs(static_cast<double>(data[p]) - static_cast<double>(tval[q]));
+                ++p;
+                ++q;
+            }
+            // NaN compares false: a NaN entry counts as infinitely asymmetric
             if (!(d <= worst)) worst = std::isnan(d) ? INFINITY : d;
         }
     }
