@@ -191,9 +191,15 @@ def _scores(model, X, recipe: str, vectors: np.ndarray, bias: bool = True,
 # ---------------------------------------------------------------- one run
 def config(dataset: str, recipe: str, lr: float, seed: int = 0, *, pmi: str = "ppmi",
            alpha: float = 1.0, dim: Optional[int] = None, init: str = "pmi",
-           learn_vectors: bool = True, frac: float = 1.0, epochs: Optional[int] = None) -> dict:
+           learn_vectors: bool = True, frac: float = 1.0, epochs: Optional[int] = None,
+           schedule: str = "constant", weight_decay: float = 0.0) -> dict:
     s = settings(dataset)
-    return {"dataset": dataset, "recipe": recipe, "lr": float(lr), "seed": int(seed),
+    extra = {}  # non-default training options only, so earlier runs keep their cache keys
+    if schedule != "constant":
+        extra["schedule"] = schedule
+    if weight_decay:
+        extra["weight_decay"] = float(weight_decay)
+    return {**extra, "dataset": dataset, "recipe": recipe, "lr": float(lr), "seed": int(seed),
             "pmi": pmi, "alpha": float(alpha), "dim": int(dim or s["dim"]), "init": init,
             "learn_vectors": bool(learn_vectors) if recipe == "lowrank" else None,
             "frac": float(frac), "epochs": int(epochs or s["epochs"]),
@@ -279,6 +285,7 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
          f"{ {k: v for k, v in cfg.items() if k not in ('dataset', 'recipe', 'lr', 'seed')} }")
     h = fit(model, (X[fit_rows], Yf), None, valid=(X[data["val"]], Y[data["val"]]),
             epochs=cfg["epochs"], lr=cfg["lr"], batch_size=cfg["batch_size"], device="cpu",
+            schedule=cfg.get("schedule", "constant"), weight_decay=cfg.get("weight_decay", 0.0),
             seed=cfg["seed"], progress=False, recipe=cfg["recipe"], callbacks=[on_epoch])
     records = [dict(e) for e in h.epochs]
     os.makedirs(directory, exist_ok=True)
@@ -331,6 +338,9 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
                 config(dataset, "lowrank", lo, dim=128),
                 config(dataset, "paper", pa, dim=128)]
         return cfgs
+    if what == "explore":  # training schedule: every recipe gets the same lr grid again
+        return [config(dataset, r, lr, **opt) for opt in ({"schedule": "cosine"},)
+                for lr in LRS for r in ("bce", "lowrank")]
     raise ValueError(what)
 
 
@@ -339,7 +349,8 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["tune", "seeds", "ablate", "baselines", "report"])
+    p.add_argument("what", choices=["tune", "seeds", "ablate", "explore", "baselines",
+                                        "report"])
     p.add_argument("datasets", nargs="*", default=["debtags", "openclipart"])
     p.add_argument("--only", default=None, help="run only configs whose recipe is this")
     a = p.parse_args(argv)

@@ -88,3 +88,20 @@ def test_bad_collection():
     with pytest.raises(ValueError, match="split_every"):
         ld.cooccurrence(["x.txt"], split_every=1)
     assert np.iinfo(np.int32).max > 0
+
+
+def test_fit_embeddings_on_a_cluster_matches_in_process(client, data):
+    import dask.bag as db
+
+    Y, sets = data
+    got = labelemb.fit_embeddings(db.from_sequence(sets, npartitions=5), dim=8, client=client,
+                                  n_labels=Y.shape[1], seed=3)
+    want = labelemb.fit_embeddings(Y, dim=8, seed=3)
+    np.testing.assert_array_equal(got.vectors, want.vectors)
+    np.testing.assert_array_equal(got.eigenvalues, want.eigenvalues)
+
+
+def test_fit_embeddings_client_with_counts_is_an_error(client, data):
+    Y, _ = data
+    with pytest.raises(ValueError, match="drop client="):
+        labelemb.fit_embeddings(labelemb.cooccurrence(Y), dim=8, client=client)

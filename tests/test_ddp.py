@@ -97,3 +97,34 @@ def _check_head(tmp_path, head):
     assert sorted(os.listdir(tmp_path)) == ["checkpoint-00001.pt", "checkpoint-00002.pt",
                                             "history.jsonl", "rank0.npz", "rank0.txt",
                                             "rank1.npz", "rank1.txt"]
+
+
+@pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
+                    reason="needs torch.distributed with gloo")
+def test_cli_train_under_torchrun(tmp_path):
+    """The README's launch line: `torchrun ... -m labelemb train` with 2 CPU processes;
+    only rank 0 prints and writes the model, which then evaluates like any other."""
+    import subprocess
+    import sys
+
+    import scipy.sparse as sp
+
+    data = labelemb.make_topic_labels(600, 40, n_features=F, seed=1)
+    np.save(tmp_path / "X.npy", data.features.astype(np.float32))
+    sp.save_npz(tmp_path / "Y.npz", data.labels.tocsr())
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(_free_port()), "-m", "labelemb", "train", "X.npy", "Y.npz",
+           "-o", "model.pt", "--objective", "lowrank", "--dim", "8", "--epochs", "2",
+           "--hidden", "16", "--no-progress"]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("saved to model.pt") == 1, out.stdout
+    ev = subprocess.run([sys.executable, "-m", "labelemb", "evaluate", "model.pt", "X.npy",
+                         "Y.npz", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                        timeout=120)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    import json
+
+    assert json.loads(ev.stdout)["precision@1"] > 0.2, ev.stdout

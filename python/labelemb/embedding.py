@@ -98,7 +98,7 @@ def _check_real(value, name: str, low: float, high: float, low_open: bool = Fals
 def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pmi: str = "ppmi",
                    shift: float = 0.0, alpha: float = 1.0, min_count: int = 1,
                    diagonal: str = "self", n_iter: int = 4, oversample: int = 16, seed: int = 0,
-                   num_threads: int = 0, progress: bool = False) -> LabelEmbedding:
+                   num_threads: int = 0, progress: bool = False, client=None) -> LabelEmbedding:
     """Information-theoretic label embeddings (Chollet 2016) from training label sets.
 
     Counts -> PMI matrix -> rank-``dim`` eigendecomposition (largest algebraic
@@ -125,6 +125,11 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
         Threads for every kernel (0 = all cores).
     progress : bool, default False
         Show a progress bar per stage (needs tqdm; silently none without it).
+    client : distributed.Client, optional
+        Count on this Dask cluster (:func:`labelemb.dask.cooccurrence`): ``labels`` is
+        then a dask bag or dataframe of label lists, or a list of files each read on a
+        worker. The PMI and eigendecomposition steps run here (they need only the
+        L x L counts).
 
     Returns
     -------
@@ -159,6 +164,9 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
         n_labels = _check_int(n_labels, "n_labels", 1)
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False, got {progress!r}")
+    if client is not None and isinstance(labels, Cooccurrence):
+        raise ValueError("client= counts on a Dask cluster, but labels are counts already; "
+                         "drop client=")
     bars = _StageBars(bool(progress))
 
     with bars.stage("co-occurrence") as bar:
@@ -172,6 +180,10 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
                     raise ValueError("n_labels applies to label ids only; these counts have "
                                      "label names")
                 counts = counts._resized(n_labels)
+        elif client is not None:
+            from .dask import cooccurrence as dask_cooccurrence
+
+            counts = dask_cooccurrence(labels, client=client, n_labels=n_labels)
         else:
             counts = cooccurrence(labels, n_labels=n_labels, num_threads=num_threads)
         bar.update(1)
@@ -543,8 +555,10 @@ class LabelEmbedding:
             for key, kind in (("vectors", "f"), ("label_counts", "i"), ("eigenvalues", "f")):
                 if a[key].dtype.kind != kind:
                     raise ValueError(f"{key} has dtype {a[key].dtype}")
+            # An embedding made without eigenvalues saves an empty array for them.
+            eigenvalues = a["eigenvalues"] if a["eigenvalues"].size else None
             return cls(a["vectors"], names, a["label_counts"], int(a["n_samples"][()]),
-                       a["eigenvalues"], params)
+                       eigenvalues, params)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{path}: invalid LabelEmbedding file: {e}") from e
 

@@ -205,12 +205,15 @@ def train_command(args) -> int:
     else:
         train, valid = (X, Y), None
     head = {"embedding": "paper", "bce": "bce", "lowrank": "lowrank"}[args.objective]
+    # Under torchrun every process runs this; only rank 0 talks and writes the model.
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    quiet = args.quiet or not main_rank
     if head != "bce" and emb is None:
-        say = print if not args.quiet else (lambda *a, **k: None)
+        say = print if not quiet else (lambda *a, **k: None)
         say(f"fitting a {args.dim}-dimensional label embedding on the {train[1].shape[0]} "
             "training label sets ...")
         emb = labelemb.fit_embeddings(train[1], dim=args.dim, seed=args.seed,
-                                      progress=not args.no_progress)
+                                      progress=not (args.no_progress or quiet))
         if names is not None:
             emb.label_names = list(names)
     vectors = emb.vectors if (emb is not None and head != "bce") else None
@@ -225,8 +228,10 @@ def train_command(args) -> int:
                   schedule=args.schedule, device=args.device, seed=args.seed,
                   progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
                   resume=args.resume, log_path=args.log)
+    if not main_rank:
+        return 0
     save_model(args.output, model.cpu(), config, vectors, names, history)
-    if not args.quiet:
+    if not quiet:
         last = history.epochs[-1] if history.epochs else {}
         shown = {k: round(v, 4) for k, v in last.items()
                  if k in ("loss", "p@1", "p@5", "ndcg@5", "map@100")}

@@ -1,0 +1,8 @@
+"""``python -m labelemb ...`` (also ``torchrun -m labelemb train ...``): the CLI."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
