@@ -192,13 +192,16 @@ def _scores(model, X, recipe: str, vectors: np.ndarray, bias: bool = True,
 def config(dataset: str, recipe: str, lr: float, seed: int = 0, *, pmi: str = "ppmi",
            alpha: float = 1.0, dim: Optional[int] = None, init: str = "pmi",
            learn_vectors: bool = True, frac: float = 1.0, epochs: Optional[int] = None,
-           schedule: str = "constant", weight_decay: float = 0.0) -> dict:
+           schedule: str = "constant", weight_decay: float = 0.0,
+           residual: bool = False) -> dict:
     s = settings(dataset)
     extra = {}  # non-default training options only, so earlier runs keep their cache keys
     if schedule != "constant":
         extra["schedule"] = schedule
     if weight_decay:
         extra["weight_decay"] = float(weight_decay)
+    if residual:
+        extra["residual"] = True
     return {**extra, "dataset": dataset, "recipe": recipe, "lr": float(lr), "seed": int(seed),
             "pmi": pmi, "alpha": float(alpha), "dim": int(dim or s["dim"]), "init": init,
             "learn_vectors": bool(learn_vectors) if recipe == "lowrank" else None,
@@ -259,6 +262,8 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
     kw = {}
     if cfg["recipe"] == "lowrank":
         kw["learn_vectors"] = cfg["learn_vectors"]
+        if cfg.get("residual"):
+            kw["residual"] = True
     model = make_model(net, width, cfg["recipe"], embedding=vectors if cfg["recipe"] != "bce"
                        else emb, n_labels=Y.shape[1], **kw)
     Xte, Yte = X[data["test"]], Y[data["test"]]
@@ -340,7 +345,9 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
         return cfgs
     if what == "explore":  # training schedule: every recipe gets the same lr grid again
         return [config(dataset, r, lr, **opt) for opt in ({"schedule": "cosine"},)
-                for lr in LRS for r in ("bce", "lowrank")]
+                for lr in LRS for r in ("bce", "lowrank")] + \
+            [config(dataset, "lowrank", lr, residual=True, **opt)
+             for opt in ({}, {"schedule": "cosine"}) for lr in LRS]
     raise ValueError(what)
 
 

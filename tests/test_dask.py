@@ -105,3 +105,19 @@ def test_fit_embeddings_client_with_counts_is_an_error(client, data):
     Y, _ = data
     with pytest.raises(ValueError, match="drop client="):
         labelemb.fit_embeddings(labelemb.cooccurrence(Y), dim=8, client=client)
+
+
+def test_files_are_split_into_contiguous_runs_of_similar_size(tmp_path):
+    from labelemb.dask import _split_by_size
+
+    paths = []
+    for i, size in enumerate([10, 10, 10, 10, 40, 5, 5]):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(b"x" * size)
+        paths.append(str(p))
+    for n in range(1, len(paths) + 1):
+        groups = _split_by_size(paths, n)
+        assert len(groups) == n
+        assert [p for g in groups for p in g] == paths
+        assert all(groups)
+    assert [len(g) for g in _split_by_size(paths, 2)] == [4, 3]

@@ -27,3 +27,23 @@ def test_demo_rejects_unknown_recipe(tmp_path, capsys):
 
     assert main(["demo", "-o", str(tmp_path), "--recipes", "svm", "--limit", "50"]) == 1
     assert "unknown recipe" in capsys.readouterr().err
+
+
+def test_shift_flip_moves_training_images_only():
+    import torch
+
+    from labelemb.demo import shift_flip, small_cnn
+
+    m = shift_flip(2)
+    x = torch.rand(64, 3, 8, 8)
+    torch.manual_seed(0)
+    y = m(x)
+    assert y.shape == x.shape
+    assert not torch.equal(y, x)
+    # every output pixel is an input pixel of the same image and channel (no blending)
+    for i in range(4):
+        assert set(y[i].flatten().tolist()) <= set(x[i].flatten().tolist())
+    m.eval()
+    assert torch.equal(m(x), x)
+    net = small_cnn(4, 8, augment=True).eval()
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 8)

@@ -30,10 +30,12 @@ def _count_partition(part, n_labels, num_threads) -> Cooccurrence:
     return _count(part, n_labels=n_labels, num_threads=num_threads)
 
 
-def _count_file(path, n_labels, num_threads, read_kwargs) -> Cooccurrence:
+def _count_files(paths, n_labels, num_threads, read_kwargs) -> Cooccurrence:
+    """One task: stream several files through one count (partial sums stay on the worker)."""
     from .streaming import read_labels
 
-    return _count(read_labels(path, **read_kwargs), n_labels=n_labels, num_threads=num_threads)
+    return _count(read_labels(list(paths), **read_kwargs), n_labels=n_labels,
+                  num_threads=num_threads)
 
 
 def _combine_all(parts) -> Optional[Cooccurrence]:
@@ -63,7 +65,9 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
     collection : dask.bag.Bag, dask.dataframe.DataFrame or Series, or list of paths
         A bag whose elements are label sets (lists of ids or names), a dataframe/series
         whose (first) column holds label lists, or files that
-        :func:`labelemb.read_labels` reads (each file is read on a worker).
+        :func:`labelemb.read_labels` reads (on the workers: the files are cut into one
+        run of about equal size per worker thread, and each task streams its run into
+        one partial count, so only those partials cross process boundaries).
     client : distributed.Client, optional
         The cluster to run on. Without one, a ``LocalCluster`` with ``n_workers``
         single-threaded process workers (default: one per core) is started and closed.
@@ -95,15 +99,9 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
         if not all(isinstance(p, (str, os.PathLike)) for p in collection):
             raise TypeError("a list collection must hold file paths; wrap in-memory label "
                             "sets with dask.bag.from_sequence")
-        parts = [dask.delayed(_count_file)(os.fspath(p), n_labels, num_threads,
-                                           read_kwargs or {}) for p in collection]
-    elif hasattr(collection, "to_delayed"):
-        parts = [dask.delayed(_count_partition)(d, n_labels, num_threads)
-                 for d in collection.to_delayed()]
-    else:
+    elif not hasattr(collection, "to_delayed"):
         raise TypeError(f"collection has unsupported type {type(collection).__name__}; pass a "
                         "dask bag, a dask dataframe/series, or a list of file paths")
-    total = _tree_reduce(parts, split_every)
     own = None
     if client is None:
         from distributed import Client, LocalCluster
@@ -112,6 +110,19 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
                            processes=True, dashboard_address=":0")
         client = Client(own)
     try:
+        if isinstance(collection, (list, tuple)):
+            # Files: one task per worker thread, each streaming its share of the files
+            # (contiguous, about equal sizes) into one partial count, so that only one
+            # partial per task crosses a process boundary.
+            paths = [os.fspath(p) for p in collection]
+            slots = max(1, sum(client.nthreads().values()))
+            groups = _split_by_size(paths, min(len(paths), slots))
+            parts = [dask.delayed(_count_files)(g, n_labels, num_threads, read_kwargs or {})
+                     for g in groups]
+        else:
+            parts = [dask.delayed(_count_partition)(d, n_labels, num_threads)
+                     for d in collection.to_delayed()]
+        total = _tree_reduce(parts, split_every)
         result = client.compute(total).result()
     finally:
         if own is not None:
@@ -122,6 +133,24 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
     if n_labels is not None and result.label_names is None:
         result = result._resized(n_labels)
     return result
+
+
+def _split_by_size(paths, n_groups: int):
+    """``paths`` cut into ``n_groups`` non-empty contiguous runs of about equal total file
+    size: the j-th cut goes where the running size is nearest j / n_groups of the total."""
+    import numpy as np
+
+    sizes = [max(1, os.path.getsize(p)) if os.path.exists(p) else 1 for p in paths]
+    cum = np.cumsum(sizes, dtype=np.float64)  # cum[i]: size of paths[:i + 1]
+    cuts, prev = [], 0
+    for j in range(1, n_groups):
+        target = cum[-1] * j / n_groups
+        i = int(np.argmin(np.abs(cum - target))) + 1  # cut before paths[i]
+        i = min(max(i, prev + 1), len(paths) - (n_groups - j))
+        cuts.append(i)
+        prev = i
+    bounds = [0, *cuts, len(paths)]
+    return [list(paths[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def shipped_bytes(counts: Cooccurrence) -> int:

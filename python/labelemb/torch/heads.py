@@ -133,13 +133,17 @@ class LowRankHead(_PriorBias, nn.Module):
     scale_init : float, default 10
         Initial value of the learned scale ``s`` (cosines lie in [-1, 1]; the logits
         need a wider range).
+    residual : bool, default False
+        Add a full-rank term ``R x`` (``R``: L x in_features, starting at zero) to the
+        logits: the low-rank part gives the fast start, the residual the capacity of
+        one sigmoid per label at convergence, at the cost per sample of that baseline.
 
     The weight layer is ``d`` wide; the final product costs O(d · L) per sample. Biases
     are initialised to log prior odds by ``fit``, as for :class:`LogitHead`.
     """
 
     def __init__(self, in_features: int, embedding, *, learn_vectors: bool = True,
-                 scale_init: float = 10.0):
+                 scale_init: float = 10.0, residual: bool = False):
         super().__init__()
         vectors = torch.from_numpy(_vectors_of(embedding).copy())
         self.embedding = embedding
@@ -153,11 +157,20 @@ class LowRankHead(_PriorBias, nn.Module):
             raise ValueError(f"scale_init must be a positive number, got {scale_init!r}")
         self.scale = nn.Parameter(torch.tensor(float(scale_init)))
         self.bias = nn.Parameter(torch.zeros(self.n_labels))
+        if not isinstance(residual, (bool, np.bool_)):
+            raise TypeError(f"residual must be True or False, got {residual!r}")
+        self.residual = None
+        if residual:
+            self.residual = nn.Linear(self.linear.in_features, self.n_labels, bias=False)
+            nn.init.zeros_(self.residual.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = F.normalize(self.linear(x), dim=-1)
-        return torch.addmm(self.bias.to(z.dtype), self.scale.to(z.dtype) * z,
-                           self.label_vectors.to(z.dtype).t())
+        out = torch.addmm(self.bias.to(z.dtype), self.scale.to(z.dtype) * z,
+                          self.label_vectors.to(z.dtype).t())
+        if self.residual is not None:
+            out = out + self.residual(x)
+        return out
 
 
 HEADS = (EmbeddingHead, LogitHead, LowRankHead)
