@@ -218,6 +218,21 @@ def test_lowrank_head_formula(emb):
     assert "label_vectors" in dict(fixed.named_buffers())
 
 
+def test_lowrank_head_residual_starts_at_zero_and_learns(emb):
+    torch.manual_seed(0)
+    head = LowRankHead(5, emb, residual=True)
+    x = torch.randn(3, 5)
+    base = head.scale * F.normalize(head.linear(x), dim=1) @ head.label_vectors.T + head.bias
+    torch.testing.assert_close(head(x), base)  # R = 0 at the start
+    head(x).sum().backward()
+    assert head.residual.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        head.residual.weight.fill_(0.5)
+    torch.testing.assert_close(head(x), base + 0.5 * x.sum(dim=1, keepdim=True))
+    with pytest.raises(TypeError, match="residual"):
+        LowRankHead(5, emb, residual="yes")
+
+
 def test_head_errors(emb):
     with pytest.raises(ValueError, match="in_features"):
         EmbeddingHead(0, emb)
