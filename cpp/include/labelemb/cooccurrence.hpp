@@ -197,11 +197,126 @@ namespace labelemb {
 // Sum of k count matrices (CSR, L rows, sorted columns) over the same label space, in
 // one parallel pass per row instead of k - 1 pairwise additions. Pass 1 sizes the rows
 // (`row_nnz`), pass 2 fills them (columns sorted). O(total nnz + L) work.
+// Both passes find a row's distinct columns the same way (a mark per column), so that the
+// fill writes exactly row_nnz entries whatever the values: zeros, or counts that cancel,
+// cannot make it write past its row. Sums wrap modulo 2^64 (counts of real data are far
+// below; signed overflow would be undefined).
 template <class J>
 struct CsrView {
     const int64_t* indptr;
     const J* indices;
     const int64_t* data;
+};
+
+// A row whose columns are strictly increasing in every part (what the counting kernel
+// and any canonical CSR give) is merged run against run, O(row nnz x log k), with no
+// per-column mark or sort; any other row takes the mark path. The choice depends only on
+// the input, so both passes treat a row the same way.
+template <class J>
+bool row_is_canonical(const std::vector<CsrView<J>>& parts, int64_t i) {
+    for (const auto& p : parts)
+        for (int64_t q = p.indptr[i] + 1; q < p.indptr[i + 1]; ++q)
+            if (!(p.indices[q - 1] < p.indices[q])) return false;
+    return true;
+}
+
+// Sorted runs (columns strictly increasing) merged into (idx, val), columns summed.
+// Pairs of runs are merged in rounds (log2 k rounds); a and b are scratch.
+template <class J>
+struct RowMerger {
+    struct Run {
+        const J* idx;
+        const int64_t* val;
+        int64_t len;
+    };
+    std::vector<J> ia, ib;
+    std::vector<uint64_t> va, vb;
+    std::vector<Run> runs, next;
+
+    static int64_t merge2(const Run& x, const Run& y, J* oi, uint64_t* ov) {
+        int64_t a = 0, b = 0, w = 0;
+        while (a < x.len && b < y.len) {
+            const J u = x.idx[a], v = y.idx[b];
+            if (u < v) {
+                oi[w] = u;
+                ov[w++] = static_cast<uint64_t>(x.val[a++]);
+            } else if (v < u) {
+                oi[w] = v;
+                ov[w++] = static_cast<uint64_t>(y.val[b++]);
+            } else {
+                oi[w] = u;
+                ov[w++] = static_cast<uint64_t>(x.val[a++]) + static_cast<uint64_t>(y.val[b++]);
+            }
+        }
+        for (; a < x.len; ++a, ++w) {
+            oi[w] = x.idx[a];
+            ov[w] = static_cast<uint64_t>(x.val[a]);
+        }
+        for (; b < y.len; ++b, ++w) {
+            oi[w] = y.idx[b];
+            ov[w] = static_cast<uint64_t>(y.val[b]);
+        }
+        return w;
+    }
+
+    // Merges the parts' row i; returns its distinct columns and points *oi / *ov at them
+    // (valid until the next call). Values are reinterpreted as uint64 (sums wrap).
+    int64_t merge(const std::vector<CsrView<J>>& parts, int64_t i, const J** oi,
+                  const uint64_t** ov) {
+        runs.clear();
+        int64_t total = 0;
+        for (const auto& p : parts) {
+            const int64_t len = p.indptr[i + 1] - p.indptr[i];
+            if (len > 0) {
+                runs.push_back({p.indices + p.indptr[i], p.data + p.indptr[i], len});
+                total += len;
+            }
+        }
+        if (ia.size() < static_cast<size_t>(total)) {
+            ia.resize(static_cast<size_t>(total));
+            ib.resize(static_cast<size_t>(total));
+            va.resize(static_cast<size_t>(total));
+            vb.resize(static_cast<size_t>(total));
+        }
+        if (runs.empty()) {
+            *oi = ia.data();
+            *ov = va.data();
+            return 0;
+        }
+        if (runs.size() == 1) {  // copy, so values come out as uint64 like the others
+            const Run& r = runs[0];
+            std::copy(r.idx, r.idx + r.len, ia.data());
+            for (int64_t q = 0; q < r.len; ++q) va[q] = static_cast<uint64_t>(r.val[q]);
+            *oi = ia.data();
+            *ov = va.data();
+            return r.len;
+        }
+        // Round 1 merges pairs of input runs into ia/va; later rounds alternate buffers.
+        // Runs in the buffers keep int64 views of the uint64 values (same bits).
+        bool in_a = true;
+        while (runs.size() > 1) {
+            J* bi = in_a ? ia.data() : ib.data();
+            uint64_t* bv = in_a ? va.data() : vb.data();
+            next.clear();
+            int64_t w = 0;
+            for (size_t r = 0; r + 1 < runs.size(); r += 2) {
+                const int64_t m = merge2(runs[r], runs[r + 1], bi + w, bv + w);
+                next.push_back({bi + w, reinterpret_cast<const int64_t*>(bv + w), m});
+                w += m;
+            }
+            if (runs.size() % 2) {  // the odd run out is copied along
+                const Run& r = runs.back();
+                std::copy(r.idx, r.idx + r.len, bi + w);
+                for (int64_t q = 0; q < r.len; ++q) bv[w + q] = static_cast<uint64_t>(r.val[q]);
+                next.push_back({bi + w, reinterpret_cast<const int64_t*>(bv + w), r.len});
+            }
+            runs.swap(next);
+            in_a = !in_a;
+        }
+        *oi = runs[0].idx;
+        *ov = reinterpret_cast<const uint64_t*>(runs[0].val);
+        return runs[0].len;
+    }
 };
 
 template <class J>
@@ -210,9 +325,17 @@ void sum_rows_sizes(int64_t L, const std::vector<CsrView<J>>& parts, int64_t* ro
     int nt = resolve_threads(num_threads);
 #pragma omp parallel num_threads(nt)
     {
-        std::vector<int64_t> mark(static_cast<size_t>(L), -1);
+        std::vector<int64_t> mark;
+        RowMerger<J> merger;
 #pragma omp for schedule(dynamic, 64)
         for (int64_t i = 0; i < L; ++i) {
+            if (row_is_canonical(parts, i)) {
+                const J* oi;
+                const uint64_t* ov;
+                row_nnz[i] = merger.merge(parts, i, &oi, &ov);
+                continue;
+            }
+            if (mark.empty()) mark.assign(static_cast<size_t>(L), -1);
             int64_t cnt = 0;
             for (const auto& p : parts)
                 for (int64_t q = p.indptr[i]; q < p.indptr[i + 1]; ++q) {
@@ -233,24 +356,49 @@ void sum_rows_fill(int64_t L, const std::vector<CsrView<J>>& parts, const int64_
     int nt = resolve_threads(num_threads);
 #pragma omp parallel num_threads(nt)
     {
-        std::vector<int64_t> acc(static_cast<size_t>(L), 0);
+        std::vector<uint64_t> acc;
+        std::vector<int64_t> mark;  // last row that saw j
         std::vector<J> touched;
+        RowMerger<J> merger;
 #pragma omp for schedule(dynamic, 64)
         for (int64_t i = 0; i < L; ++i) {
+            const int64_t room = out_indptr[i + 1] - out_indptr[i];
+            int64_t w = out_indptr[i];
+            if (row_is_canonical(parts, i)) {
+                const J* oi;
+                const uint64_t* ov;
+                const int64_t m = std::min(room, merger.merge(parts, i, &oi, &ov));
+                for (int64_t q = 0; q < m; ++q, ++w) {
+                    out_indices[w] = oi[q];
+                    out_data[w] = static_cast<int64_t>(ov[q]);
+                }
+                continue;
+            }
+            if (mark.empty()) {
+                acc.assign(static_cast<size_t>(L), 0);
+                mark.assign(static_cast<size_t>(L), -1);
+            }
             touched.clear();
             for (const auto& p : parts)
                 for (int64_t q = p.indptr[i]; q < p.indptr[i + 1]; ++q) {
                     J j = p.indices[q];
-                    if (acc[static_cast<size_t>(j)] == 0) touched.push_back(j);
-                    acc[static_cast<size_t>(j)] += p.data[q];
+                    const size_t u = static_cast<size_t>(j);
+                    if (mark[u] != i) {
+                        mark[u] = i;
+                        touched.push_back(j);
+                    }
+                    acc[u] += static_cast<uint64_t>(p.data[q]);
                 }
             std::sort(touched.begin(), touched.end());
-            int64_t w = out_indptr[i];
-            for (J j : touched) {
-                out_indices[w] = j;
-                out_data[w] = acc[static_cast<size_t>(j)];
-                acc[static_cast<size_t>(j)] = 0;
-                ++w;
+            const int64_t m = std::min<int64_t>(room, static_cast<int64_t>(touched.size()));
+            for (int64_t t = 0; t < static_cast<int64_t>(touched.size()); ++t) {
+                const size_t u = static_cast<size_t>(touched[t]);
+                if (t < m) {
+                    out_indices[w] = touched[t];
+                    out_data[w] = static_cast<int64_t>(acc[u]);
+                    ++w;
+                }
+                acc[u] = 0;
             }
         }
     }
