@@ -2,7 +2,8 @@
 
 The C++ kernel runs on each partition, on the workers; the partial counts (plain numpy
 arrays inside a :class:`~labelemb.Cooccurrence`, which pickles compactly) are summed in
-a tree and come back as one ``Cooccurrence``, the same object the in-process path
+a tree on the cluster down to a few, which the caller's process sums into one
+``Cooccurrence``, the same object the in-process path
 returns. No native object crosses a process boundary.
 """
 
@@ -46,13 +47,16 @@ def _combine_all(parts) -> Optional[Cooccurrence]:
 
 
 def _tree_reduce(delayeds, split_every: int):
+    """Sum on the cluster, ``split_every`` at a time, until at most ``split_every`` partial
+    counts are left (the caller sums those in its own process, with all its cores, so the
+    last sum is not shipped once more)."""
     import dask
 
     level = list(delayeds)
-    while len(level) > 1:
+    while len(level) > split_every:
         level = [dask.delayed(_combine_all)(level[i:i + split_every])
                  for i in range(0, len(level), split_every)]
-    return level[0]
+    return level
 
 
 def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
@@ -76,7 +80,8 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
     num_threads : int, default 1
         Threads of the kernel inside each worker task.
     split_every : int, default 8
-        Fan-in of the tree that sums the partial counts.
+        Fan-in of the tree that sums the partial counts on the cluster; the last (at
+        most ``split_every``) are summed in this process.
     read_kwargs : dict, optional
         Passed to :func:`labelemb.read_labels` for path inputs.
 
@@ -122,8 +127,8 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
         else:
             parts = [dask.delayed(_count_partition)(d, n_labels, num_threads)
                      for d in collection.to_delayed()]
-        total = _tree_reduce(parts, split_every)
-        result = client.compute(total).result()
+        last = client.gather(client.compute(_tree_reduce(parts, split_every)))
+        result = _combine_all(last)
     finally:
         if own is not None:
             client.close()
