@@ -347,7 +347,10 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
         return [config(dataset, r, lr, **opt) for opt in ({"schedule": "cosine"},)
                 for lr in LRS for r in ("bce", "lowrank")] + \
             [config(dataset, "lowrank", lr, residual=True, **opt)
-             for opt in ({}, {"schedule": "cosine"}) for lr in LRS]
+             for opt in ({}, {"schedule": "cosine"}) for lr in LRS] + \
+            [config(dataset, r, lr, weight_decay=wd) for wd in (0.05, 0.2)
+             for r, lr in (("bce", 1e-3), ("lowrank", 3e-3), ("lowrank", 1e-3))] + \
+            [config(dataset, "lowrank", lr, dim=256) for lr in (1e-3, 3e-3)]
     raise ValueError(what)
 
 

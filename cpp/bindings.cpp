@@ -27,12 +27,14 @@ using namespace labelemb;
 // While a kernel runs with the GIL released, Python cannot see Ctrl-C. On the main
 // thread, this guard routes SIGINT to labelemb::interrupt_flag() (kernels poll it) and
 // restores the previous handler after; the Interrupted exception a kernel then throws
-// becomes KeyboardInterrupt (see the translator in PYBIND11_MODULE).
+// becomes KeyboardInterrupt (see the translator in PYBIND11_MODULE). A Ctrl-C that came
+// after the kernel's last poll is handed to Python (PyErr_SetInterrupt), not lost. Calls
+// on other threads leave the flag alone. Create it holding the GIL, before releasing it.
 class SigintGuard {
 public:
     SigintGuard() {
-        interrupt_flag().store(false);
         if (PyGILState_Check() && PyThread_get_thread_ident() == main_thread_ident()) {
+            interrupt_flag().store(false);
             struct sigaction sa {};
             sa.sa_handler = [](int) { interrupt_flag().store(true); };
             sigemptyset(&sa.sa_mask);
@@ -44,7 +46,9 @@ public:
         }
     }
     ~SigintGuard() {
-        if (installed_) sigaction(SIGINT, &old_, nullptr);
+        if (!installed_) return;
+        sigaction(SIGINT, &old_, nullptr);
+        if (interrupt_flag().exchange(false)) PyErr_SetInterrupt();
     }
     SigintGuard(const SigintGuard&) = delete;
     SigintGuard& operator=(const SigintGuard&) = delete;
@@ -158,7 +162,8 @@ py::tuple cooccurrence(const carray<int64_t>& indptr, const carray<I>& indices, 
     require_1d(indptr, "indptr");
     require_1d(indices, "indices");
     LABELEMB_CHECK(alen(indptr) >= 1, "indptr must have at least one entry");
-    LABELEMB_CHECK(n_labels >= 0, "n_labels must be >= 0, got " << n_labels);
+    LABELEMB_CHECK(n_labels >= 0 && n_labels < std::numeric_limits<int64_t>::max(),
+                   "n_labels must be >= 0 (and below 2^63 - 1), got " << n_labels);
     int64_t n = alen(indptr) - 1;
     int nt = resolve_threads(num_threads);
     SigintGuard sigint;
@@ -192,6 +197,8 @@ py::tuple sum_counts(const std::vector<carray<int64_t>>& indptrs,
                      const std::vector<carray<J>>& indices, const std::vector<carray<int64_t>>& data,
                      int64_t n_labels, int num_threads) {
     LABELEMB_CHECK(!indptrs.empty(), "no count matrices to sum");
+    LABELEMB_CHECK(n_labels >= 0 && n_labels < std::numeric_limits<int64_t>::max(),
+                   "n_labels must be in [0, 2^63 - 1), got " << n_labels);
     LABELEMB_CHECK(indptrs.size() == indices.size() && indices.size() == data.size(),
                    "indptrs, indices and data differ in length");
     int nt = resolve_threads(num_threads);
@@ -239,6 +246,7 @@ py::tuple pmi(const carray<int64_t>& up_indptr, const carray<J>& up_indices,
     LABELEMB_CHECK(alen(h) == L, "h must have one entry per label");
     LABELEMB_CHECK(!diag || alen(*diag) == L, "diag must have one entry per label");
     int nt = resolve_threads(num_threads);
+    SigintGuard sigint;
     const int64_t* ip = cptr(up_indptr);
     const J* ix = cptr(up_indices);
     PmiParams prm;
@@ -343,6 +351,7 @@ void topk(const carray<float>& queries, const carray<float>& vectors, int64_t k,
     const float* v = cptr(vectors);
     float* os = mptr(out_s);
     I* oi = mptr(out_id);
+    SigintGuard sigint;
     py::gil_scoped_release release;
     topk_blocked<I>(q, n, v, L, d, k, ex, os, oi, prm, nt);
 }
@@ -394,6 +403,7 @@ int64_t topk_clustered_py(const carray<float>& queries, const carray<float>& vec
     float* os = mptr(out_s);
     I* oi = mptr(out_id);
     PruneStats stats;
+    SigintGuard sigint;
     {
         py::gil_scoped_release release;
         check_cluster_index(ix);
@@ -444,6 +454,7 @@ py::tuple threshold(const carray<float>& queries, const carray<float>& vectors, 
     LABELEMB_CHECK(std::isfinite(min_score), "min_score must be finite");
     TopkParams prm = topk_params(query_block, label_block);
     int nt = resolve_threads(num_threads);
+    SigintGuard sigint;
     if (L - 1 <= static_cast<int64_t>(std::numeric_limits<int32_t>::max()))
         return threshold_impl<int32_t>(cptr(queries), n, cptr(vectors), L, d,
                                        static_cast<float>(min_score), prm, nt);
@@ -461,7 +472,7 @@ EighParams eigh_params(int64_t n, int64_t k, int64_t oversample, int n_iter,
     LABELEMB_CHECK(n_iter >= 0 && n_iter <= 10000, "n_iter must be in [0, 10000], got " << n_iter);
     EighParams prm;
     prm.k = k;
-    prm.l = std::min(n, k + oversample);
+    prm.l = std::min(n, k + std::min(oversample, n));  // no overflow for a huge oversample
     prm.n_iter = n_iter;
     prm.largest_algebraic = largest_algebraic;
     prm.seed = seed;
@@ -501,6 +512,7 @@ py::dict eigh_csr(const carray<int64_t>& indptr, const carray<I>& indices,
     double* ov = mptr(out_values);
     float* ovec = mptr(out_vectors);
     EighStats stats;
+    SigintGuard sigint;
     {
         py::gil_scoped_release release;
         check_csr("A", n, cptr(indptr), alen(indices), cptr(indices), n, nt);
@@ -523,6 +535,7 @@ py::dict eigh_dense(const carray<T>& a, int64_t k, int64_t oversample, int n_ite
     double* ov = mptr(out_values);
     float* ovec = mptr(out_vectors);
     EighStats stats;
+    SigintGuard sigint;
     {
         py::gil_scoped_release release;
         randomized_eigh_dense<T>(ap, n, prm, ov, ovec, num_threads, &stats);
@@ -571,6 +584,7 @@ void csr_spmm_py(const carray<int64_t>& indptr, const carray<I>& indices, const 
     const int nt = resolve_threads(num_threads);
     const double* x = cptr(xt);
     double* y = mptr(yt);
+    SigintGuard sigint;
     py::gil_scoped_release release;
     check_csr("A", n, cptr(indptr), alen(indices), cptr(indices), n_cols, nt);
     CsrF32<I> A(n, n_cols, cptr(indptr), cptr(indices), cptr(data), nt);

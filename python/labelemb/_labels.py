@@ -91,6 +91,8 @@ def _from_dense(a: np.ndarray, n_labels, name: str) -> LabelBatch:
         raise TypeError(f"{name} has dtype {a.dtype}; a dense label matrix must be numeric or bool")
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or Inf values; labels must be 0/1 indicators")
+    if a.dtype == np.float16:  # scipy.sparse has no float16; only nonzero-ness matters
+        a = a != 0
     return _from_sparse(sp.csr_matrix(a), n_labels, name)
 
 

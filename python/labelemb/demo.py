@@ -18,6 +18,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from ._io import atomic_write
+
 RECIPE_TITLES = {
     "paper": "label embedding + cosine proximity (paper)",
     "bce": "sigmoid cross-entropy (log-prior biases)",
@@ -206,10 +208,8 @@ def run_demo(out_dir: str = "labelemb-demo", *, epochs: int = 8, device: str = "
               "results": results, "table": table, "plot": png,
               "wall_seconds": time.perf_counter() - t0}
     path = os.path.join(out_dir, "report.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path, "w") as f:
         json.dump(report, f, indent=1, default=float)
-    os.replace(tmp, path)
     echo(f"\nWrote {path}" + (f" and {png}" if png else "") +
          f" ({report['wall_seconds']:.0f} s in all).")
     return report

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -35,6 +34,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import scipy.sparse as sp
 
+from ._io import atomic_write
 from ._labels import to_batch
 from ._version import __version__
 from .cooccurrence import Cooccurrence, _check_threads, cooccurrence
@@ -521,7 +521,8 @@ class LabelEmbedding:
             "has_label_names": np.array(names is not None),
             "params": np.array(json.dumps(self.params, sort_keys=True)),
         }
-        _atomic_write(path, lambda f: np.savez(f, **arrays))
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path: PathLike) -> LabelEmbedding:
@@ -591,24 +592,3 @@ def _read_arrays(z, path: str) -> dict:
         if missing:
             raise ValueError(f"not a complete LabelEmbedding file (missing {missing})")
         return {key: z[key] for key in _KEYS}  # reading checks each member's CRC
-
-
-def _atomic_write(path: PathLike, write) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it over ``path``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -18,11 +18,12 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import tempfile
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
+
+from ._io import atomic_write
 
 __all__ = ["read_label_list", "read_xc", "write_label_list", "write_xc"]
 
@@ -51,34 +52,24 @@ def _lines(path: PathLike) -> Iterator[Tuple[int, str]]:
 
 
 def _atomic_write_lines(path: PathLike, lines: Iterable[str]) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
+    with atomic_write(path) as raw:
+        if _is_gz(path):
+            name = os.path.basename(os.fspath(path))[:-3]
+            with gzip.GzipFile(filename=name, mode="wb", fileobj=raw, mtime=0) as gz:
+                _write_lines(gz, lines)  # closing gz leaves raw open
+        else:
+            _write_lines(raw, lines)
+
+
+def _write_lines(binary, lines: Iterable[str]) -> None:
+    """UTF-8 lines ending in "\\n" to a binary file, which stays open."""
+    fh = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")
     try:
-        with os.fdopen(fd, "wb") as raw:
-            if _is_gz(path):
-                gz = gzip.GzipFile(
-                    filename=os.path.basename(path)[:-3], mode="wb", fileobj=raw, mtime=0
-                )
-                with io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as fh:
-                    for line in lines:
-                        fh.write(line + "\n")
-            else:
-                with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as fh:
-                    for line in lines:
-                        fh.write(line + "\n")
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        for line in lines:
+            fh.write(line + "\n")
+        fh.flush()
+    finally:
+        fh.detach()
 
 
 def _error(path: PathLike, lineno: int, msg: str) -> ValueError:

@@ -10,6 +10,8 @@ import json
 import os
 from typing import Mapping, Sequence, Union
 
+from ._io import atomic_write
+
 __all__ = ["history"]
 
 
@@ -92,7 +94,6 @@ def history(runs: Mapping[str, object], path: Union[str, os.PathLike],
         fig.suptitle(title)
     fig.tight_layout()
     path = os.fspath(path)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=dpi, format="png")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        fig.savefig(f, dpi=dpi, format="png")
     return path

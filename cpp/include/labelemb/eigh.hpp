@@ -134,10 +134,14 @@ struct Blocks {
 // f(block, first row, rows) for every block; in parallel when the step is worth it (`work`:
 // its multiply-adds), since a parallel region costs a barrier, and a barrier on a busy
 // machine can cost a scheduler time slice.
+// Ctrl-C (labelemb::interrupted) skips the remaining blocks and throws Interrupted.
 template <class F>
 void for_blocks(const Blocks& bl, int nt, int64_t work, F&& f) {
     if (bl.count == 1 || nt == 1 || work < kParallelWork) {
-        for (int64_t b = 0; b < bl.count; ++b) f(b, bl.begin(b), bl.end(b) - bl.begin(b));
+        for (int64_t b = 0; b < bl.count; ++b) {
+            check_interrupt();
+            f(b, bl.begin(b), bl.end(b) - bl.begin(b));
+        }
         return;
     }
     ExceptionGuard guard;
@@ -145,10 +149,13 @@ void for_blocks(const Blocks& bl, int nt, int64_t work, F&& f) {
     {
         BlasSingleThreaded single;
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t b = 0; b < bl.count; ++b)
+        for (int64_t b = 0; b < bl.count; ++b) {
+            if (interrupted()) continue;
             guard.run([&] { f(b, bl.begin(b), bl.end(b) - bl.begin(b)); });
+        }
     }
     guard.rethrow();
+    check_interrupt();
 }
 
 // out (wa x wb, column-major) = A^T B for n x wa and n x wb blocks (leading dimension n).
@@ -463,6 +470,7 @@ void randomized_eigh(int64_t n, Apply&& apply, const EighParams& prm, double* va
             for (int64_t j = 0; j < w; ++j) I[j * n + c0 + j] = 1.0;
             apply(I.data(), w, B.data() + c0 * n);
             ++stats.products;
+            check_interrupt();
         }
         for (double x : B)
             if (!std::isfinite(x)) throw std::invalid_argument("A contains NaN or Inf");
@@ -486,6 +494,7 @@ void randomized_eigh(int64_t n, Apply&& apply, const EighParams& prm, double* va
         for (int it = 0; it < powers; ++it) {
             apply(cur, l, nxt);
             ++stats.products;
+            check_interrupt();  // between products, whatever `apply` polls itself
             orthonormalize(bl, nt, l, nxt, it + 1 == powers ? 2 : 1, G, stats);
             std::swap(cur, nxt);
         }
@@ -509,6 +518,7 @@ void randomized_eigh(int64_t n, Apply&& apply, const EighParams& prm, double* va
             }
             apply(K + j * n * l, l, AK + j * n * l);
             ++stats.products;
+            check_interrupt();
         }
         col.assign(static_cast<size_t>(b * l), 0.0);
         inner(bl, nt, b, K, l, AK + (nb - 1) * n * l, col.data(), false);

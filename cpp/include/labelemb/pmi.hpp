@@ -39,6 +39,7 @@ void pmi_sizes(int64_t L, const int64_t* up_indptr, const J* up_indices, const i
         int64_t* lower = hist.data() + static_cast<size_t>(thread_id()) * L;
 #pragma omp for schedule(dynamic, 64)
         for (int64_t i = 0; i < L; ++i) {
+            if (interrupted()) continue;
             int64_t kept = 0;
             for (int64_t p = up_indptr[i]; p < up_indptr[i + 1]; ++p) {
                 int64_t j = static_cast<int64_t>(up_indices[p]);
@@ -58,6 +59,7 @@ void pmi_sizes(int64_t L, const int64_t* up_indptr, const J* up_indices, const i
             if (diag && !std::isnan(diag[i])) ++row_nnz[i];
         }
     }
+    check_interrupt();  // row_nnz is incomplete: the caller must not size outputs from it
     for (int t = 0; t < nt; ++t)
         for (int64_t l = 0; l < L; ++l) row_nnz[l] += hist[static_cast<size_t>(t) * L + l];
 }
@@ -72,6 +74,7 @@ void pmi_fill(int64_t L, const int64_t* up_indptr, const J* up_indices, const fl
     // A serial sweep keeps the order without a sort; it is O(pairs) and memory bound.
     std::vector<int64_t> cursor(out_indptr, out_indptr + L);
     for (int64_t i = 0; i < L; ++i) {
+        if ((i & 1023) == 0) check_interrupt();  // serial here: no OpenMP region to leave
         for (int64_t p = up_indptr[i]; p < up_indptr[i + 1]; ++p) {
             float v = values[p];
             if (std::isnan(v)) continue;
@@ -84,6 +87,7 @@ void pmi_fill(int64_t L, const int64_t* up_indptr, const J* up_indices, const fl
     int nt = resolve_threads(num_threads);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 64)
     for (int64_t i = 0; i < L; ++i) {
+        if (interrupted()) continue;
         int64_t w = cursor[i];
         if (diag && !std::isnan(diag[i])) {
             out_indices[w] = static_cast<J>(i);
@@ -98,6 +102,7 @@ void pmi_fill(int64_t L, const int64_t* up_indptr, const J* up_indices, const fl
             ++w;
         }
     }
+    check_interrupt();
 }
 
 }  // namespace labelemb

@@ -200,12 +200,15 @@ void spmm(const CsrF32<I>& A, const double* X, int64_t ldx, int64_t w, double* Y
             }
         }
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < n_chunks; ++t)
+        for (int64_t t = 0; t < n_chunks; ++t) {
+            if (interrupted()) continue;  // Ctrl-C: skip the rest, thrown below
             for (int64_t p = 0; p < n_panels; ++p)
                 panel_kernel(A.chunks[t], A.chunks[t + 1], A.indptr, A.indices, A.data,
                              base + nc * kPanel * p, padded(p), width(p), Y + p * kPanel * ldy,
                              ldy);
+        }
     }
+    check_interrupt();
 }
 
 // max |a_ij - a_ji| over the stored entries (an entry missing on the other side counts as

@@ -584,6 +584,7 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
         });
 #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < items; ++it) {
+            if (interrupted()) continue;  // Ctrl-C: skip the rest, thrown after the region
             guard.run([&] {
                 const int64_t qb = it / parts, part = it % parts;
                 const int64_t q0 = qb * nb, nq = std::min(nb, n - q0);
@@ -596,6 +597,7 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
                     rows[r].reset(k, static_cast<float>(slack), eb, ee);
                 }
                 for (int64_t l0 = l_begin; l0 < l_end; l0 += lb) {
+                    if (interrupted()) return;  // per tile: an item can span many labels
                     const int64_t nl = std::min(lb, l_end - l0);
                     score_tile(V + l0 * d, nl, Q + q0 * d, nq, d, tile.data());
                     for (int64_t r = 0; r < nq; ++r)
@@ -615,6 +617,7 @@ void topk_blocked(const float* Q, int64_t n, const float* V, int64_t L, int64_t 
         }
     }
     guard.rethrow();
+    check_interrupt();
     if (parts == 1) return;
     // Each part's exact top-k holds the part's share of the global one: merge them.
 #pragma omp parallel num_threads(nt)
@@ -730,6 +733,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
             BlasSingleThreaded single;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t qb = 0; qb < n_qb; ++qb) {
+                if (interrupted()) continue;
                 guard.run([&] {
                     const int64_t r0 = qb * nb, nq = std::min(nb, cn - r0);
                     score_tile(ix.centres, nc, Q + (c0 + r0) * d, nq, d, G.data() + r0 * nc);
@@ -757,6 +761,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
             }
         }
         guard.rethrow();
+        check_interrupt();
         std::iota(order.begin(), order.begin() + cn, int64_t(0));
         std::sort(order.begin(), order.begin() + cn, [&](int64_t a, int64_t b) {
             return key[a] < key[b] || (key[a] == key[b] && a < b);
@@ -797,6 +802,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
             });
 #pragma omp for schedule(dynamic, 1)
             for (int64_t qb = 0; qb < n_qb; ++qb) {
+                if (interrupted()) continue;
                 guard.run([&] {
                     const int64_t r0 = qb * nb, nq = std::min(nb, cn - r0);
                     std::fill(maxb.begin(), maxb.end(), -inf);
@@ -847,6 +853,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
                         target = std::min(lb, 2 * target);
                     };
                     for (int64_t ci = 0; ci < nc; ++ci) {
+                        if (interrupted()) return;  // per cluster: a block can take long
                         const int64_t c = corder[ci];
                         // Clusters come in decreasing order of their best bound over the
                         // block: once it is below every row's threshold, none later helps.
@@ -932,6 +939,7 @@ void topk_clustered(const float* Q, int64_t n, const ClusterIndex<I>& ix, int64_
             }
         }
         guard.rethrow();
+        check_interrupt();
     }
     if (stats) stats->scored = scored_total;
 }
@@ -979,6 +987,7 @@ void threshold_blocked(const float* Q, int64_t n, const float* V, int64_t L, int
         });
 #pragma omp for schedule(dynamic, 1)
         for (int64_t qb = 0; qb < n_qb; ++qb) {
+            if (interrupted()) continue;  // Ctrl-C: skip the rest, thrown after the region
             guard.run([&] {
                 const int64_t q0 = qb * nb, nq = std::min(nb, n - q0);
                 for (int64_t r = 0; r < nq; ++r) {
@@ -989,6 +998,7 @@ void threshold_blocked(const float* Q, int64_t n, const float* V, int64_t L, int
                     bar[r] = static_cast<float>(double(min_score) - eps);
                 }
                 for (int64_t l0 = 0; l0 < L; l0 += lb) {
+                    if (interrupted()) return;  // per tile
                     const int64_t nl = std::min(lb, L - l0);
                     score_tile(V + l0 * d, nl, Q + q0 * d, nq, d, tile.data());
                     for (int64_t r = 0; r < nq; ++r) {
@@ -1031,6 +1041,7 @@ void threshold_blocked(const float* Q, int64_t n, const float* V, int64_t L, int
         }
     }
     guard.rethrow();
+    check_interrupt();  // row_nnz is incomplete: the caller must not size outputs from it
 }
 
 // Copies the blocks of `res` into CSR arrays whose indptr (n + 1) was built from

@@ -29,6 +29,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from .._io import atomic_write
+
 __all__ = [
     "DebtagsDataset",
     "build_debtags",
@@ -378,36 +380,9 @@ def _fetch_apt(workdir: str, cache_dir: str) -> tuple:
 # ------------------------------------------------------------------------------ cache
 
 
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=d)
-    os.close(fd)
-    try:
-        write(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _save_cache(cache_dir: str, ds: DebtagsDataset) -> None:
     is_test = np.zeros(ds.n_samples, dtype=bool)
     is_test[ds.test_index] = True
-
-    def write_npz(tmp):
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                label_indptr=ds.labels.indptr.astype(np.int64),
-                label_indices=ds.labels.indices.astype(np.int32),
-                group=ds.groups,
-                is_test=is_test,
-            )
-
     doc = {
         "cache_version": CACHE_VERSION,
         "meta": ds.meta,
@@ -417,12 +392,16 @@ def _save_cache(cache_dir: str, ds: DebtagsDataset) -> None:
         "texts": ds.texts,
     }
 
-    def write_json(tmp):
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, ensure_ascii=False)
-
-    _atomic_write(os.path.join(cache_dir, "debtags.npz"), write_npz)
-    _atomic_write(os.path.join(cache_dir, "debtags.json"), write_json)
+    with atomic_write(os.path.join(cache_dir, "debtags.npz")) as fh:
+        np.savez_compressed(
+            fh,
+            label_indptr=ds.labels.indptr.astype(np.int64),
+            label_indices=ds.labels.indices.astype(np.int32),
+            group=ds.groups,
+            is_test=is_test,
+        )
+    with atomic_write(os.path.join(cache_dir, "debtags.json"), "w") as fh:
+        json.dump(doc, fh, ensure_ascii=False)
 
 
 def _load_cache(cache_dir: str) -> Optional[DebtagsDataset]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -21,6 +20,7 @@ import scipy.sparse as sp
 import torch
 
 import labelemb
+from labelemb._io import atomic_write
 
 from .heads import make_model, mlp
 from .train import _resolve_device, evaluate, fit, predict
@@ -120,15 +120,8 @@ def save_model(path: str, model, config: dict, vectors, label_names, history) ->
              "history": history.epochs}
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        torch.save(state, f)
 
 
 def load_model(path: str):
@@ -268,7 +261,7 @@ def evaluate_command(args) -> int:
         for row in idx:
             labs = [vocab[i] if vocab is not None else str(i) for i in row]
             lines.append(args.delimiter.join(labs))
-        with open(args.predictions, "w", encoding="utf-8") as f:
+        with atomic_write(args.predictions, "w") as f:
             f.write("\n".join(lines) + "\n")
     if args.json:
         json.dump(report, sys.stdout)

@@ -15,7 +15,6 @@ import math
 import numbers
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -25,6 +24,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from .._io import atomic_write
 from ..topk import topk as _topk
 from .data import EmbeddingTargets, LabelCollate, SparseLabels, _vectors_of, as_label_csr
 from .distributed import DistContext, context
@@ -165,7 +165,8 @@ class _JsonlLog:
         # A fresh run starts an empty log; a resumed one rewrites the checkpoint's history
         # (dropping lines of epochs after the checkpoint), atomically.
         lines = "" if fresh else "".join(self._line(e) for e in history.epochs)
-        _atomic_write(path, lambda f: f.write(lines.encode()))
+        with atomic_write(path) as f:
+            f.write(lines.encode())
 
     @staticmethod
     def _line(record: dict) -> str:
@@ -180,21 +181,6 @@ class _JsonlLog:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _atomic_write(path: str, write: Callable) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------- data
@@ -472,7 +458,8 @@ def _save_checkpoint(directory: str, epoch: int, model, opt, sched, history: His
              "scheduler": sched.state_dict() if sched is not None else None,
              "rng": rng, "history": history.epochs}
     path = os.path.join(directory, _CKPT.format(epoch))
-    _atomic_write(path, lambda f: torch.save(state, f))
+    with atomic_write(path) as f:
+        torch.save(state, f)
     for _, old in _checkpoints(directory)[:-keep]:
         os.unlink(old)
 
