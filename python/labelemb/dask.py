@@ -13,6 +13,8 @@ import os
 import pickle
 from typing import Optional
 
+import numpy as np
+
 from .cooccurrence import Cooccurrence, combine
 from .cooccurrence import cooccurrence as _count
 
@@ -143,8 +145,6 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
 def _split_by_size(paths, n_groups: int):
     """``paths`` cut into ``n_groups`` non-empty contiguous runs of about equal total file
     size: the j-th cut goes where the running size is nearest j / n_groups of the total."""
-    import numpy as np
-
     sizes = [max(1, os.path.getsize(p)) if os.path.exists(p) else 1 for p in paths]
     cum = np.cumsum(sizes, dtype=np.float64)  # cum[i]: size of paths[:i + 1]
     cuts, prev = [], 0
