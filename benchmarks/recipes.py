@@ -13,6 +13,8 @@ Usage (one torch thread per process)::
     python benchmarks/recipes.py tune debtags            # lr grid x {bce, paper, lowrank}
     python benchmarks/recipes.py seeds debtags           # seeds 1, 2 at the tuned lr
     python benchmarks/recipes.py ablate debtags          # embedding / E / loss / 10% ablations
+    python benchmarks/recipes.py tune2 debtags           # round 2: dropout 0.5, + softmax recipes
+    python benchmarks/recipes.py seeds2 debtags          # round 2: seeds 1, 2 at the tuned lr
     python benchmarks/recipes.py baselines               # TF-IDF 10-NN and popularity (debtags)
     python benchmarks/recipes.py report                  # tables (markdown) and the plots
 """
@@ -34,6 +36,10 @@ import scipy.sparse as sp
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 LRS = (3e-3, 1e-3, 1e-2)  # the grid, in the order it is run
 MAIN = ("bce", "paper", "lowrank")
+# The second round: every backbone with dropout 0.5 on its output features, and the
+# softmax cross-entropy recipes (full-rank and low-rank heads) next to the three above.
+V2 = {"dropout": 0.5}
+MAIN2 = ("bce", "paper", "lowrank", "softmax", "lowrank-softmax")
 TAIL = 20  # a label is "tail" when seen fewer than this many times in training
 VALID_FRACTION = 0.15
 # Per dataset: epochs, batch size, embedding dimension (the same for every recipe).
@@ -112,9 +118,9 @@ def load(dataset: str) -> dict:
         X = _lsa_features(d.texts, tr, n_comp, cache, np.concatenate([tr, te]) if tiny else None)
         Y = d.labels.tocsr()
 
-        def backbone():
+        def backbone(dropout=0.0):
             from labelemb.torch import mlp
-            return mlp(n_comp, [512]), 512
+            return mlp(n_comp, [512], dropout=dropout), 512
     elif dataset == "openclipart":
         from labelemb.datasets import load_openclipart
 
@@ -127,9 +133,9 @@ def load(dataset: str) -> dict:
         fit_rows, val_rows = _group_valid(np.asarray(d.groups), tr)
         X, Y = d.images, d.labels.tocsr()
 
-        def backbone():
+        def backbone(dropout=0.0):
             from labelemb.demo import small_cnn
-            return small_cnn(16, 256), 256
+            return small_cnn(16, 256, dropout=dropout), 256
     else:
         raise ValueError(f"dataset must be 'debtags' or 'openclipart', got {dataset!r}")
     return {"X": X, "Y": Y, "fit": fit_rows, "val": val_rows, "test": te,
@@ -193,7 +199,7 @@ def config(dataset: str, recipe: str, lr: float, seed: int = 0, *, pmi: str = "p
            alpha: float = 1.0, dim: Optional[int] = None, init: str = "pmi",
            learn_vectors: bool = True, frac: float = 1.0, epochs: Optional[int] = None,
            schedule: str = "constant", weight_decay: float = 0.0,
-           residual: bool = False) -> dict:
+           residual: bool = False, dropout: float = 0.0) -> dict:
     s = settings(dataset)
     extra = {}  # non-default training options only, so earlier runs keep their cache keys
     if schedule != "constant":
@@ -202,9 +208,11 @@ def config(dataset: str, recipe: str, lr: float, seed: int = 0, *, pmi: str = "p
         extra["weight_decay"] = float(weight_decay)
     if residual:
         extra["residual"] = True
+    if dropout:
+        extra["dropout"] = float(dropout)
     return {**extra, "dataset": dataset, "recipe": recipe, "lr": float(lr), "seed": int(seed),
             "pmi": pmi, "alpha": float(alpha), "dim": int(dim or s["dim"]), "init": init,
-            "learn_vectors": bool(learn_vectors) if recipe == "lowrank" else None,
+            "learn_vectors": bool(learn_vectors) if recipe.startswith("lowrank") else None,
             "frac": float(frac), "epochs": int(epochs or s["epochs"]),
             "batch_size": s["batch_size"], "size": size()}
 
@@ -258,24 +266,25 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
         vectors = rng.standard_normal(vectors.shape).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     torch.manual_seed(cfg["seed"])
-    net, width = data["backbone"]()
+    net, width = data["backbone"](cfg.get("dropout", 0.0))
     kw = {}
-    if cfg["recipe"] == "lowrank":
+    lowrank = cfg["recipe"].startswith("lowrank")
+    if lowrank:
         kw["learn_vectors"] = cfg["learn_vectors"]
         if cfg.get("residual"):
             kw["residual"] = True
-    model = make_model(net, width, cfg["recipe"], embedding=vectors if cfg["recipe"] != "bce"
-                       else emb, n_labels=Y.shape[1], **kw)
+    full = cfg["recipe"] in ("bce", "softmax")
+    model = make_model(net, width, cfg["recipe"], embedding=emb if full else vectors,
+                       n_labels=Y.shape[1], **kw)
     Xte, Yte = X[data["test"]], Y[data["test"]]
 
     def on_epoch(history, model):
         rec = history.epochs[-1]
         t = time.perf_counter()
-        vec = vectors if cfg["recipe"] != "lowrank" else \
-            model[1].label_vectors.detach().numpy()
+        vec = vectors if not lowrank else model[1].label_vectors.detach().numpy()
         rec.update(test_metrics(_scores(model, Xte, cfg["recipe"], vec), Yte, counts,
                                 len(fit_rows)))
-        if cfg["recipe"] == "lowrank":  # decoding without the prior biases
+        if lowrank:  # decoding without the prior biases
             rec.update(test_metrics(_scores(model, Xte, "lowrank", vec, bias=False), Yte,
                                     counts, len(fit_rows), prefix="test_nobias_"))
             rec["scale"] = float(model[1].scale.detach())
@@ -310,7 +319,8 @@ def best_val(records: List[dict], metric: str = "map@100") -> float:
 
 
 def tuned_lr(dataset: str, recipe: str, directory: str = RESULTS, **variant) -> Optional[float]:
-    """The grid lr with the best validation MAP@100 (seed 0), or None before tuning."""
+    """The grid lr with the best validation MAP@100 (seed 0) of a recipe (and variant:
+    config options such as ``dropout=0.5``), or None before tuning."""
     done = finished(dataset, directory)
     best = None
     for lr in LRS:
@@ -343,6 +353,11 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
                 config(dataset, "lowrank", lo, dim=128),
                 config(dataset, "paper", pa, dim=128)]
         return cfgs
+    if what == "tune2":
+        return [config(dataset, r, lr, **V2) for lr in LRS for r in MAIN2]
+    if what == "seeds2":
+        return [config(dataset, r, tuned_lr(dataset, r, directory, **V2), s, **V2)
+                for s in (1, 2) for r in MAIN2 if tuned_lr(dataset, r, directory, **V2)]
     if what == "explore":  # training schedule: every recipe gets the same lr grid again
         return [config(dataset, r, lr, **opt) for opt in ({"schedule": "cosine"},)
                 for lr in LRS for r in ("bce", "lowrank")] + \
@@ -359,10 +374,12 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["tune", "seeds", "ablate", "explore", "baselines",
-                                        "report"])
+    p.add_argument("what", choices=["tune", "seeds", "ablate", "explore", "tune2", "seeds2",
+                                     "baselines", "report"])
     p.add_argument("datasets", nargs="*", default=["debtags", "openclipart"])
     p.add_argument("--only", default=None, help="run only configs whose recipe is this")
+    p.add_argument("--shard", default="0/1",
+                   help="i/n: run only every n-th config from the i-th (parallel processes)")
     a = p.parse_args(argv)
     if a.what == "baselines":
         print(json.dumps(text_baselines(), indent=1))
@@ -370,10 +387,11 @@ def main(argv=None) -> None:
     if a.what == "report":
         print(write_report(a.datasets))
         return
+    shard, n_shards = (int(x) for x in a.shard.split("/"))
     for ds in a.datasets:
         data = None
-        for cfg in plan(a.what, ds):
-            if a.only and cfg["recipe"] != a.only:
+        for i, cfg in enumerate(plan(a.what, ds)):
+            if a.only and cfg["recipe"] != a.only or i % n_shards != shard:
                 continue
             if key(cfg) in finished(ds):
                 continue
@@ -422,7 +440,74 @@ def _fmt(v, digits=3) -> str:
 def _label(cfg: dict, base: dict) -> str:
     diff = [f"{k}={cfg[k]}" for k in ("pmi", "alpha", "dim", "init", "learn_vectors", "frac")
             if cfg[k] != base[k] and not (k == "learn_vectors" and cfg[k] is None)]
+    diff += [f"{k}={cfg[k]}" for k in ("schedule", "weight_decay", "residual", "dropout")
+             if k in cfg]
     return cfg["recipe"] + (" (" + ", ".join(diff) + ")" if diff else "")
+
+
+def _comparison(lines: List[str], ds: str, done: dict, recipes_: tuple, variant: dict,
+                directory: str) -> dict:
+    """Appends the lr grid, the seed-averaged comparison and the per-epoch table of
+    ``recipes_`` (with the config options ``variant``) to ``lines``; returns the curves."""
+    lrs = {r: tuned_lr(ds, r, directory, **variant) for r in recipes_}
+    # learning-rate grid
+    lines.append("Validation MAP@100 (best epoch, seed 0) per learning rate:\n")
+    lines.append("| recipe | " + " | ".join(f"lr {g:g}" for g in sorted(LRS)) +
+                 " | chosen |")
+    lines.append("|---" * (len(LRS) + 2) + "|")
+    for r in recipes_:
+        cells = []
+        for g in sorted(LRS):
+            run_ = done.get(key(config(ds, r, g, 0, **variant)))
+            cells.append(_fmt(best_val(run_["records"]), 4) if run_ else "-")
+        lines.append(f"| {r} | " + " | ".join(cells) + f" | {lrs[r]} |")
+    # main comparison
+    curves = {}
+    for r in recipes_:
+        if lrs[r] is None:
+            continue
+        runs_ = [done[key(config(ds, r, lrs[r], s, **variant))]["records"] for s in (0, 1, 2)
+                 if key(config(ds, r, lrs[r], s, **variant)) in done]
+        curves[r] = (_mean_curve(runs_), len(runs_), runs_)
+    if not curves:
+        return curves
+    lines.append("\nTest metrics at the epoch of best validation MAP@100, mean over "
+                 "seeds (± std); s/epoch = median training seconds per epoch; "
+                 "best MAP = best test MAP@100 over the epochs of the mean curve; "
+                 "time to bce best = training seconds until the mean curve reaches the "
+                 "bce curve's best MAP@100:\n")
+    lines.append("| recipe | lr | seeds | " + " | ".join(METRICS) +
+                 " | best MAP | s/epoch | time to own best | time to bce best |")
+    lines.append("|---" * (len(METRICS) + 7) + "|")
+    bce_best = max(e["test_map@100"] for e in curves["bce"][0]) if "bce" in curves else None
+    for r, (curve, n, runs_) in curves.items():
+        picks = [_at_best_val(x) for x in runs_]
+        cells = []
+        for m in METRICS:
+            v = [p.get("test_" + m, float("nan")) for p in picks]
+            cells.append(_fmt(np.mean(v)) + (f" ± {np.std(v):.3f}" if n > 1 else ""))
+        best = max(e["test_map@100"] for e in curve)
+        spe = float(np.median([e["train_time"] for x in runs_ for e in x]))
+        own = _time_to(curve, "test_map@100", best)
+        tb = _time_to(curve, "test_map@100", bce_best) if bce_best else None
+        lines.append(f"| {r} | {lrs[r]:g} | {n} | " + " | ".join(cells) +
+                     f" | {best:.4f} | {spe:.2f} | {_fmt(own, 1)} s | {_fmt(tb, 1)} s |")
+    lines.append("\nPer epoch (mean over seeds; test MAP@100 / P@5 / PSP@5 / tail P@5, "
+                 "cumulative training seconds):\n")
+    lines.append("| epoch | " + " | ".join(curves) + " |")
+    lines.append("|---" * (len(curves) + 1) + "|")
+    for e in range(max(len(c[0]) for c in curves.values())):
+        cells = []
+        for curve, _, _ in curves.values():
+            if e < len(curve):
+                x = curve[e]
+                cells.append(f"{x['test_map@100']:.4f} / {x['test_p@5']:.3f} / "
+                             f"{x['test_psp@5']:.3f} / {x.get('test_tail_p@5', np.nan):.3f}"
+                             f" ({x['elapsed']:.0f} s)")
+            else:
+                cells.append("-")
+        lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
+    return curves
 
 
 def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) -> str:
@@ -435,65 +520,17 @@ def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) 
             continue
         lines.append(f"### {ds}\n")
         lrs = {r: tuned_lr(ds, r, directory) for r in MAIN}
-        # learning-rate grid
-        lines.append("Validation MAP@100 (best epoch, seed 0) per learning rate:\n")
-        lines.append("| recipe | " + " | ".join(f"lr {g:g}" for g in sorted(LRS)) +
-                     " | chosen |")
-        lines.append("|---" * (len(LRS) + 2) + "|")
-        for r in MAIN:
-            cells = []
-            for g in sorted(LRS):
-                run_ = done.get(key(config(ds, r, g, 0)))
-                cells.append(_fmt(best_val(run_["records"]), 4) if run_ else "-")
-            lines.append(f"| {r} | " + " | ".join(cells) + f" | {lrs[r]} |")
-        # main comparison
-        curves = {}
-        for r in MAIN:
-            if lrs[r] is None:
-                continue
-            runs_ = [done[key(config(ds, r, lrs[r], s))]["records"] for s in (0, 1, 2)
-                     if key(config(ds, r, lrs[r], s)) in done]
-            curves[r] = (_mean_curve(runs_), len(runs_), runs_)
+        curves = _comparison(lines, ds, done, MAIN, {}, directory)
         if not curves:
             continue
-        lines.append("\nTest metrics at the epoch of best validation MAP@100, mean over "
-                     "seeds (± std); s/epoch = median training seconds per epoch; "
-                     "best MAP = best test MAP@100 over the epochs of the mean curve; "
-                     "time to bce best = training seconds until the mean curve reaches the "
-                     "bce curve's best MAP@100:\n")
-        lines.append("| recipe | lr | seeds | " + " | ".join(METRICS) +
-                     " | best MAP | s/epoch | time to own best | time to bce best |")
-        lines.append("|---" * (len(METRICS) + 7) + "|")
-        bce_best = max(e["test_map@100"] for e in curves["bce"][0]) if "bce" in curves else None
-        for r, (curve, n, runs_) in curves.items():
-            picks = [_at_best_val(x) for x in runs_]
-            cells = []
-            for m in METRICS:
-                v = [p.get("test_" + m, float("nan")) for p in picks]
-                cells.append(_fmt(np.mean(v)) + (f" ± {np.std(v):.3f}" if n > 1 else ""))
-            best = max(e["test_map@100"] for e in curve)
-            spe = float(np.median([e["train_time"] for x in runs_ for e in x]))
-            own = _time_to(curve, "test_map@100", best)
-            tb = _time_to(curve, "test_map@100", bce_best) if bce_best else None
-            lines.append(f"| {r} | {lrs[r]:g} | {n} | " + " | ".join(cells) +
-                         f" | {best:.4f} | {spe:.2f} | {_fmt(own, 1)} s | {_fmt(tb, 1)} s |")
-        lines.append("\nPer epoch (mean over seeds; test MAP@100 / P@5 / PSP@5 / tail P@5, "
-                     "cumulative training seconds):\n")
-        lines.append("| epoch | " + " | ".join(curves) + " |")
-        lines.append("|---" * (len(curves) + 1) + "|")
-        for e in range(max(len(c[0]) for c in curves.values())):
-            cells = []
-            for curve, _, _ in curves.values():
-                if e < len(curve):
-                    x = curve[e]
-                    cells.append(f"{x['test_map@100']:.4f} / {x['test_p@5']:.3f} / "
-                                 f"{x['test_psp@5']:.3f} / {x.get('test_tail_p@5', np.nan):.3f}"
-                                 f" ({x['elapsed']:.0f} s)")
-                else:
-                    cells.append("-")
-            lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
+        curves2 = {}
+        if any(key(config(ds, r, g, 0, **V2)) in done for r in MAIN2 for g in LRS):
+            lines.append("\n#### Round 2: dropout 0.5 on every backbone's features; "
+                         "softmax cross-entropy recipes\n")
+            curves2 = _comparison(lines, ds, done, MAIN2, V2, directory)
         # ablations: every other seed-0 run
-        main_keys = {key(config(ds, r, g, s)) for r in MAIN for g in LRS for s in (0, 1, 2)}
+        main_keys = {key(config(ds, r, g, s)) for r in MAIN for g in LRS for s in (0, 1, 2)} | \
+            {key(config(ds, r, g, s, **V2)) for r in MAIN2 for g in LRS for s in (0, 1, 2)}
         abl = [v for k, v in done.items() if k not in main_keys]
         ref = [done[key(config(ds, r, lrs[r]))] for r in MAIN if lrs[r] is not None]
         if abl:
@@ -524,6 +561,14 @@ def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) 
                          metrics=("test_map@100", "test_p@5", "test_tail_p@5"),
                          title=f"{ds}: test metrics (mean over seeds) vs training time")
             lines.append(f"\n![{ds}](results/{os.path.basename(png)})\n")
+            if curves2:
+                lrs2 = {r: tuned_lr(ds, r, directory, **V2) for r in curves2}
+                png2 = os.path.join(directory, f"recipes_{size()}_{ds}_round2.png")
+                plot.history({f"{r} (lr {lrs2[r]:g})": c[0] for r, c in curves2.items()},
+                             png2, metrics=("test_map@100", "test_p@5", "test_tail_p@5"),
+                             title=f"{ds}, dropout 0.5: test metrics (mean over seeds) vs "
+                                   "training time")
+                lines.append(f"\n![{ds}, round 2](results/{os.path.basename(png2)})\n")
         except ImportError:
             pass
         lines.append("")

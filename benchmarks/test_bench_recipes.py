@@ -45,7 +45,8 @@ def test_recipes(dataset, tmp_path, benchmark):
     directory = str(tmp_path) if bench_size() != "full" else RESULTS
     data = recipes.load(dataset)
     grid = recipes.LRS if bench_size() == "full" else recipes.LRS[:1]
-    cfgs = [recipes.config(dataset, r, lr) for lr in grid for r in recipes.MAIN]
+    cfgs = [recipes.config(dataset, r, lr) for lr in grid for r in recipes.MAIN] + \
+        [recipes.config(dataset, r, lr, **recipes.V2) for lr in grid for r in recipes.MAIN2]
     benchmark.pedantic(recipes.run, args=(cfgs[0], data, directory), rounds=1, iterations=1)
     for cfg in cfgs[1:]:
         recipes.run(cfg, data, directory)
@@ -58,3 +59,4 @@ def test_recipes(dataset, tmp_path, benchmark):
             assert rec["elapsed"] > 0
     text = recipes.write_report([dataset], directory)
     assert dataset in text
+    assert "Round 2" in text and "lowrank-softmax" in text

@@ -66,6 +66,24 @@ def test_blocks_and_label_split(n, L, d, k, threads):
     check(Q, V, k, num_threads=threads)
 
 
+@pytest.mark.parametrize("k", [32, 64, 100])
+def test_large_k_first_tile_bar(k):
+    """For k >= 32 the first bar of a row comes from a sample of its first tile (every 8th
+    score). Random rows take that path; rows whose best labels are exactly the sampled
+    ones (ids divisible by 8) make the sampled bar too high, and the exact bar must take
+    over. Exclusions raise the count the bar must cover."""
+    rng = np.random.default_rng(k)
+    n, L, d = 60, 4096, 16
+    Q, V = rand(rng, n, L, d)
+    V[::8] += 4.0 * Q[0]  # for query 0 (and its neighbours) the sampled labels stand out
+    Q[1::3] = Q[0] + 0.01 * rng.standard_normal((len(Q[1::3]), d)).astype(np.float32)
+    for threads in (1, 2):
+        check(Q, V, k, num_threads=threads)
+    ex = sp.random(n, L, density=0.02, format="csr", random_state=1)
+    ex.data[:] = 1
+    check(Q, V, k, exclude=ex)
+
+
 def test_planted_ties_go_to_lower_id():
     rng = np.random.default_rng(1)
     base = rng.integers(-3, 4, size=(6, 5)).astype(np.float32)

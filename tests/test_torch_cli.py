@@ -47,7 +47,7 @@ def _run(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("objective", ["embedding", "bce"])
+@pytest.mark.parametrize("objective", ["embedding", "bce", "lowrank-softmax"])
 def test_train_then_evaluate_names(files, tmp_path, capsys, objective):
     model = tmp_path / "model.pt"
     code, out, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", model,

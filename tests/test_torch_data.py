@@ -174,6 +174,33 @@ def test_sparse_bce_equals_dense():
     torch.testing.assert_close(ga, gb)
 
 
+def test_sparse_softmax_cross_entropy_equals_dense():
+    from labelemb.torch.losses import sparse_softmax_cross_entropy
+
+    rng = np.random.default_rng(2)
+    Y = _random_csr(rng, 16, 40, density=0.1).tolil()
+    Y[3, :] = 0  # a row without labels: left out of the mean
+    Y = Y.tocsr()
+    Y.eliminate_zeros()
+    z = torch.randn(16, 40, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    got = sparse_softmax_cross_entropy(z, SparseLabels.from_scipy(Y))
+    T = torch.as_tensor(Y.toarray())
+    n = T.sum(1)
+    keep = n > 0
+    # cross-entropy of softmax(z) against the uniform distribution on each row's labels
+    want = -(T[keep] / n[keep, None] * torch.log_softmax(z[keep], 1)).sum() / keep.sum()
+    torch.testing.assert_close(got, want)
+    (ga,) = torch.autograd.grad(got, z)
+    (gb,) = torch.autograd.grad(want, z)
+    torch.testing.assert_close(ga, gb)
+    assert not ga[3].any()
+    empty = SparseLabels.from_scipy(sp.csr_matrix((2, 40), dtype=np.float32))
+    zero = sparse_softmax_cross_entropy(z[:2], empty)
+    assert zero.item() == 0.0
+    with pytest.raises(ValueError, match="n_labels"):
+        sparse_softmax_cross_entropy(z[:, :39], SparseLabels.from_scipy(Y))
+
+
 # ---------------------------------------------------------------- heads
 @pytest.mark.parametrize("head", ["paper", "bce", "lowrank"])
 def test_gradients_flow(emb, head):

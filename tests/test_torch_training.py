@@ -55,7 +55,7 @@ def _fit(model, data, **kw):
     return fit(model, train, emb, **args)
 
 
-@pytest.mark.parametrize("head", ["paper", "bce", "lowrank"])
+@pytest.mark.parametrize("head", ["paper", "bce", "lowrank", "softmax", "lowrank-softmax"])
 def test_loss_decreases(data, head):
     h = _fit(_model(head, data[2]), data, epochs=4)
     loss = h["loss"]
@@ -64,6 +64,30 @@ def test_loss_decreases(data, head):
     assert set(h.epochs[0]) >= {"epoch", "loss", "p@1", "p@5", "ndcg@5", "map@60",
                                 "train_time", "eval_time", "elapsed"}
     assert h["epoch"] == [1, 2, 3, 4]
+
+
+def test_softmax_recipes_use_the_softmax_loss(data):
+    """make_model(head="softmax") trains a LogitHead with softmax cross-entropy: its first
+    epoch's loss is that loss (log L at the start, not the sigmoid loss summed over L
+    labels), and recipe= picks the objective for the same head."""
+    from labelemb.torch import LogitHead, LowRankHead
+
+    train, valid, emb = data
+    model = _model("softmax", emb)
+    assert isinstance(model[1], LogitHead) and model[1].recipe == "softmax"
+    h = _fit(model, data, epochs=1, lr=1e-4)
+    assert h.recipe == "softmax"
+    assert h["loss"][0] < 1.5 * np.log(L)  # the BCE sum over 60 labels starts far higher
+    plain = _model("bce", emb)
+    hb = _fit(plain, data, epochs=1, lr=1e-4, recipe="softmax")
+    assert hb.recipe == "softmax" and hb["loss"][0] == pytest.approx(h["loss"][0], rel=1e-3)
+    lr_model = _model("lowrank-softmax", emb)
+    assert isinstance(lr_model[1], LowRankHead)
+    assert _fit(lr_model, data, epochs=1).recipe == "lowrank-softmax"
+    with pytest.raises(ValueError, match="does not fit"):
+        _fit(_model("lowrank", emb), data, epochs=1, recipe="paper")
+    with pytest.raises(ValueError, match="does not fit"):
+        _fit(_model("paper", emb), data, epochs=1, recipe="softmax")
 
 
 def test_embedding_model_beats_popularity(data):

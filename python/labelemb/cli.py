@@ -182,10 +182,13 @@ def neighbors(args: argparse.Namespace) -> int:
              "separated by --delimiter, names or integer ids) or a CSR .npz "
              "(scipy.sparse.save_npz)"),
     arg("-o", "--output", required=True, metavar="MODEL.pt", help="where to save the model"),
-    arg("--objective", choices=("embedding", "bce", "lowrank"), default="embedding",
+    arg("--objective", choices=("embedding", "bce", "lowrank", "softmax", "lowrank-softmax"),
+        default="embedding",
         help="embedding: regress onto the label embedding with cosine proximity (the "
              "paper); bce: one sigmoid output per label (the usual baseline); lowrank: "
-             "sigmoid outputs through the embedding (default embedding)"),
+             "sigmoid outputs through the embedding; softmax, lowrank-softmax: the same "
+             "two heads trained with softmax cross-entropy over all labels (default "
+             "embedding)"),
     arg("--embedding", metavar="EMB.npz",
         help="label embedding from 'labelemb fit' (default: fit one on the training labels)"),
     arg("--dim", type=int, default=256, help="dimension of that embedding (default 256)"),

@@ -31,14 +31,19 @@ DEFAULT_LR = {"paper": 3e-3, "bce": 1e-3, "lowrank": 3e-3}
 DEFAULT_RECIPES = ("lowrank", "paper", "bce")
 
 
-def small_cnn(width: int = 16, out_features: int = 256, *, augment: bool = False):
+def small_cnn(width: int = 16, out_features: int = 256, *, augment: bool = False,
+              dropout: float = 0.0):
     """A small CNN for 32x32 RGB images: three conv-BN-ReLU-pool blocks (``width``,
     ``2 width``, ``4 width`` channels) and a linear layer on the 4x4 map. About 3M
     multiply-adds per image at width 16, so an epoch of the demo takes seconds on a CPU.
 
     ``augment=True`` puts :func:`shift_flip` in front: random flips and shifts of each
-    training batch (none in evaluation)."""
+    training batch (none in evaluation). ``dropout`` > 0 adds dropout on the output
+    features (what the head sees)."""
     from torch import nn
+
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
 
     def block(cin, cout):
         return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False),
@@ -47,7 +52,8 @@ def small_cnn(width: int = 16, out_features: int = 256, *, augment: bool = False
     layers = [shift_flip()] if augment else []
     return nn.Sequential(*layers, block(3, width), block(width, 2 * width),
                          block(2 * width, 4 * width), nn.Flatten(),
-                         nn.Linear(4 * width * 16, out_features), nn.ReLU(inplace=True))
+                         nn.Linear(4 * width * 16, out_features), nn.ReLU(inplace=True),
+                         *([nn.Dropout(dropout)] if dropout else []))
 
 
 def shift_flip(max_shift: int = 2):

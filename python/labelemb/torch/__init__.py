@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .data import EmbeddingTargets, LabelCollate, SparseLabels, collate_label_sets
 from .heads import EmbeddingHead, LogitHead, LowRankHead, find_head, make_model, mlp
-from .losses import CosineProximityLoss, sparse_bce_with_logits
+from .losses import CosineProximityLoss, sparse_bce_with_logits, sparse_softmax_cross_entropy
 from .train import RECIPES, History, Recipe, evaluate, fit, load_checkpoint, predict
 
 __all__ = [
@@ -42,4 +42,5 @@ __all__ = [
     "mlp",
     "predict",
     "sparse_bce_with_logits",
+    "sparse_softmax_cross_entropy",
 ]

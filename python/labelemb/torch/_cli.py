@@ -197,11 +197,12 @@ def train_command(args) -> int:
         train, valid = (X[t], Y[t]), (X[v], Y[v])
     else:
         train, valid = (X, Y), None
-    head = {"embedding": "paper", "bce": "bce", "lowrank": "lowrank"}[args.objective]
+    head = "paper" if args.objective == "embedding" else args.objective
+    full = head in ("bce", "softmax")  # one output per label, no embedding needed
     # Under torchrun every process runs this; only rank 0 talks and writes the model.
     main_rank = int(os.environ.get("RANK", "0")) == 0
     quiet = args.quiet or not main_rank
-    if head != "bce" and emb is None:
+    if not full and emb is None:
         say = print if not quiet else (lambda *a, **k: None)
         say(f"fitting a {args.dim}-dimensional label embedding on the {train[1].shape[0]} "
             "training label sets ...")
@@ -209,13 +210,13 @@ def train_command(args) -> int:
                                       progress=not (args.no_progress or quiet))
         if names is not None:
             emb.label_names = list(names)
-    vectors = emb.vectors if (emb is not None and head != "bce") else None
+    vectors = emb.vectors if (emb is not None and not full) else None
     config = {"in_features": int(X.shape[1]), "hidden": _hidden(args.hidden),
               "dropout": float(args.dropout), "head": head, "n_labels": int(Y.shape[1]),
               "objective": args.objective}
     torch.manual_seed(args.seed)
     model = _build(config, vectors)
-    history = fit(model, train, emb if head != "bce" else None, valid=valid,
+    history = fit(model, train, emb if not full else None, valid=valid,
                   epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                   optimizer=args.optimizer, weight_decay=args.weight_decay,
                   schedule=args.schedule, device=args.device, seed=args.seed,

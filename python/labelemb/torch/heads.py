@@ -7,7 +7,10 @@
 * :class:`LowRankHead` — logits through the embedding: ``s · normalize(W x) · Eᵀ + b``,
   a ``d``-wide weight layer, ``E`` initialised from the label vectors, trained with BCE.
 
-The loss and the decoder follow from the head (see :func:`labelemb.torch.fit`).
+The two logit heads can also be trained with softmax cross-entropy over all labels
+(recipes ``"softmax"`` and ``"lowrank-softmax"`` of :func:`make_model`). The loss and the
+decoder follow from the head and the recipe it was made for (see
+:func:`labelemb.torch.fit`).
 """
 
 from __future__ import annotations
@@ -209,10 +212,12 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "paper", *, e
         Any module mapping inputs to (batch, out_features).
     out_features : int
         The backbone's output width.
-    head : {"paper", "bce", "lowrank"}
-        ``"paper"``: :class:`EmbeddingHead` (needs ``embedding``); ``"bce"``:
-        :class:`LogitHead` (needs ``n_labels`` or ``embedding``); ``"lowrank"``:
-        :class:`LowRankHead` (needs ``embedding``; ``head_kwargs`` go to it).
+    head : {"paper", "bce", "lowrank", "softmax", "lowrank-softmax"}
+        The recipe: ``"paper"``: :class:`EmbeddingHead` (needs ``embedding``); ``"bce"``
+        and ``"softmax"``: :class:`LogitHead` (needs ``n_labels`` or ``embedding``);
+        ``"lowrank"`` and ``"lowrank-softmax"``: :class:`LowRankHead` (needs
+        ``embedding``; ``head_kwargs`` go to it). The head records it (``head.recipe``),
+        so :func:`~labelemb.torch.fit` trains it with that recipe's loss.
 
     Examples
     --------
@@ -225,18 +230,21 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "paper", *, e
     """
     if not isinstance(backbone, nn.Module):
         raise TypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
-    if head in ("paper", "lowrank") and embedding is None:
+    if head in ("paper", "lowrank", "lowrank-softmax") and embedding is None:
         raise ValueError(f"head={head!r} needs embedding= (a LabelEmbedding)")
     if head == "paper":
         h = EmbeddingHead(out_features, embedding, **head_kwargs)
-    elif head == "lowrank":
+    elif head in ("lowrank", "lowrank-softmax"):
         h = LowRankHead(out_features, embedding, **head_kwargs)
-    elif head == "bce":
+    elif head in ("bce", "softmax"):
         if n_labels is None:
             if embedding is None:
-                raise ValueError("head='bce' needs n_labels= (or an embedding to take it from)")
+                raise ValueError(f"head={head!r} needs n_labels= (or an embedding to take it "
+                                 "from)")
             n_labels = _vectors_of(embedding).shape[0]
         h = LogitHead(out_features, n_labels, **head_kwargs)
     else:
-        raise ValueError(f"head must be 'paper', 'bce' or 'lowrank', got {head!r}")
+        raise ValueError(f"head must be 'paper', 'bce', 'lowrank', 'softmax' or "
+                         f"'lowrank-softmax', got {head!r}")
+    h.recipe = head
     return nn.Sequential(backbone, h)

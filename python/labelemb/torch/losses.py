@@ -1,4 +1,5 @@
-"""The two training objectives: cosine proximity (step 5) and sigmoid cross-entropy."""
+"""The training objectives: cosine proximity (step 5), sigmoid cross-entropy, and softmax
+cross-entropy over all labels."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from torch import nn
 
 from .data import SparseLabels
 
-__all__ = ["CosineProximityLoss", "sparse_bce_with_logits"]
+__all__ = ["CosineProximityLoss", "sparse_bce_with_logits", "sparse_softmax_cross_entropy"]
 
 _EPS2 = 1e-24  # squared norm below which a vector counts as zero
 
@@ -74,3 +75,38 @@ def sparse_bce_with_logits(logits: torch.Tensor, labels: SparseLabels) -> torch.
                          f"({len(labels)}, {labels.n_labels})")
     pos = z[labels.row_ids(), labels.indices].sum()
     return (F.softplus(z).sum() - pos) / max(len(labels), 1)
+
+
+def sparse_softmax_cross_entropy(logits: torch.Tensor, labels: SparseLabels) -> torch.Tensor:
+    """Softmax cross-entropy over all labels against the row's label set as a uniform
+    target distribution, averaged over the rows that have labels.
+
+    For a row with label set ``Y``: ``logsumexp(z) - mean(z[Y])``, the cross-entropy of
+    ``softmax(z)`` against ``1/|Y|`` on ``Y``. Rows without labels carry no target and are
+    left out of the mean (0 when every row is empty). The labels compete for one unit of
+    probability, which suits ranking (P@k, MAP) rather than calibrated per-label
+    probabilities; decode by the logits as for the sigmoid heads. Computed in float32
+    whatever the autocast dtype, without building the (batch x L) target matrix.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from labelemb.torch import SparseLabels
+    >>> from labelemb.torch.losses import sparse_softmax_cross_entropy
+    >>> y = SparseLabels(torch.tensor([0, 2, 2]), torch.tensor([0, 1]), n_labels=3)
+    >>> z = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    >>> round(float(sparse_softmax_cross_entropy(z, y)), 4)  # row 2 has no labels
+    1.0986
+    """
+    z = logits.float()
+    if z.dim() != 2 or z.shape[1] != labels.n_labels or z.shape[0] != len(labels):
+        raise ValueError(f"logits {tuple(z.shape)} must be (batch, n_labels) = "
+                         f"({len(labels)}, {labels.n_labels})")
+    lengths = labels.lengths.to(z.device)
+    valid = lengths > 0
+    rows = labels.row_ids()
+    weight = 1.0 / lengths.clamp_min(1).to(z.dtype)
+    pos = (z[rows, labels.indices] * weight[rows]).sum()
+    lse = torch.logsumexp(z, dim=1)
+    total = torch.where(valid, lse, torch.zeros_like(lse)).sum() - pos
+    return total / valid.sum().clamp_min(1)

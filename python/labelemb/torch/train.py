@@ -29,7 +29,7 @@ from ..topk import topk as _topk
 from .data import EmbeddingTargets, LabelCollate, SparseLabels, _vectors_of, as_label_csr
 from .distributed import DistContext, context
 from .heads import EmbeddingHead, LogitHead, LowRankHead, find_head
-from .losses import CosineProximityLoss, sparse_bce_with_logits
+from .losses import CosineProximityLoss, sparse_bce_with_logits, sparse_softmax_cross_entropy
 
 __all__ = ["RECIPES", "History", "Recipe", "evaluate", "fit", "predict"]
 
@@ -46,9 +46,10 @@ class Recipe:
     Attributes
     ----------
     name : str
-    objective : {"cosine", "bce"}
-        Cosine proximity to ``EmbeddingTargets`` or sigmoid cross-entropy on multi-hot
-        targets built per batch.
+    objective : {"cosine", "bce", "softmax"}
+        Cosine proximity to ``EmbeddingTargets``, sigmoid cross-entropy on multi-hot
+        targets built per batch, or softmax cross-entropy against the label set as a
+        uniform distribution (:func:`~labelemb.torch.losses.sparse_softmax_cross_entropy`).
     decode : {"nearest", "logits"}
         Rank labels by ``prediction · E_l`` (the top-k decoder) or by the outputs.
     """
@@ -62,14 +63,21 @@ RECIPES: Dict[str, Recipe] = {
     "paper": Recipe("paper", "cosine", "nearest"),
     "bce": Recipe("bce", "bce", "logits"),
     "lowrank": Recipe("lowrank", "bce", "logits"),
+    "softmax": Recipe("softmax", "softmax", "logits"),
+    "lowrank-softmax": Recipe("lowrank-softmax", "softmax", "logits"),
 }
-_HEAD_RECIPE = {EmbeddingHead: "paper", LogitHead: "bce", LowRankHead: "lowrank"}
+# The recipes a head can be trained with; the first is the one inferred from the head.
+_HEAD_RECIPES = {EmbeddingHead: ("paper",), LogitHead: ("bce", "softmax"),
+                 LowRankHead: ("lowrank", "lowrank-softmax")}
 
 
 def _resolve_recipe(recipe, head, embedding) -> Recipe:
     inferred = None
     if head is not None:
-        inferred = RECIPES[_HEAD_RECIPE[type(head)]]
+        # make_model records the recipe it built the head for
+        name = getattr(head, "recipe", None)
+        inferred = RECIPES[name if name in _HEAD_RECIPES[type(head)]
+                           else _HEAD_RECIPES[type(head)][0]]
     if recipe is None:
         if inferred is not None:
             return inferred
@@ -81,11 +89,15 @@ def _resolve_recipe(recipe, head, embedding) -> Recipe:
         recipe = RECIPES[recipe]
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a str or a Recipe, got {type(recipe).__name__}")
-    if recipe.objective not in ("cosine", "bce") or recipe.decode not in ("nearest", "logits"):
-        raise ValueError(f"recipe {recipe.name!r}: objective must be 'cosine' or 'bce' and "
-                         "decode 'nearest' or 'logits'")
-    if inferred is not None and (inferred.objective, inferred.decode) != (recipe.objective,
-                                                                          recipe.decode):
+    if recipe.objective not in ("cosine", "bce", "softmax") or \
+            recipe.decode not in ("nearest", "logits"):
+        raise ValueError(f"recipe {recipe.name!r}: objective must be 'cosine', 'bce' or "
+                         "'softmax' and decode 'nearest' or 'logits'")
+    # a logit head may be trained with either logit objective; the paper's head with cosine
+    fits = inferred is None or (recipe.decode == inferred.decode and (
+        recipe.objective == inferred.objective or
+        {recipe.objective, inferred.objective} <= {"bce", "softmax"}))
+    if not fits:
         raise ValueError(f"recipe={recipe.name!r} does not fit the model's "
                          f"{type(head).__name__}; use make_model(..., head={recipe.name!r}) or "
                          f"leave recipe=None")
@@ -596,8 +608,11 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
         Continue from the last checkpoint in ``checkpoint_dir`` (a fresh start if none).
     log_path : str, optional
         JSON lines file, one record per epoch.
-    recipe : {"paper", "bce", "lowrank"} or Recipe, optional
-        Inferred from the head; when given it must agree with it.
+    recipe : {"paper", "bce", "lowrank", "softmax", "lowrank-softmax"} or Recipe, optional
+        Inferred from the head (the one ``make_model`` built it for); when given it must
+        fit it: a :class:`LogitHead` trains with ``"bce"`` or ``"softmax"``, a
+        :class:`LowRankHead` with ``"lowrank"`` or ``"lowrank-softmax"`` (sigmoid or
+        softmax cross-entropy; both decode by the logits).
     eval_batch_size, max_grad_norm, num_workers : evaluation batch size; gradient
         clipping (None: off); DataLoader workers for Dataset inputs (0: in process).
 
@@ -754,6 +769,9 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
                 per_row = cosine(out, targets(y))
                 n_rows = (y.lengths > 0).sum()
                 loss = per_row.sum() / n_rows.clamp_min(1)
+            elif recipe.objective == "softmax":
+                loss = sparse_softmax_cross_entropy(out, y)
+                n_rows = (y.lengths > 0).sum()
             else:
                 loss = sparse_bce_with_logits(out, y)
                 n_rows = torch.tensor(len(y), device=dev)
