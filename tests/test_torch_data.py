@@ -270,7 +270,7 @@ def test_head_errors(emb):
     with pytest.raises(ValueError, match="needs embedding"):
         make_model(mlp(3, [4]), 4, "paper")
     with pytest.raises(ValueError, match="head must be"):
-        make_model(mlp(3, [4]), 4, "softmax", embedding=emb)
+        make_model(mlp(3, [4]), 4, "sigmoid", embedding=emb)
     with pytest.raises(TypeError, match="backbone"):
         make_model("mlp", 4, "bce", n_labels=3)
     with pytest.raises(TypeError, match="LabelEmbedding"):
