@@ -360,6 +360,9 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
                 for s in (1, 2) for r in MAIN2 if tuned_lr(dataset, r, directory, **V2)]
     if what == "explore2":  # the softmax recipes on the round-1 backbones (no dropout)
         return [config(dataset, r, lr) for lr in LRS for r in ("softmax", "lowrank-softmax")]
+    if what == "seeds3":  # seeds 1, 2 of explore2's recipes at their tuned lr
+        return [config(dataset, r, tuned_lr(dataset, r, directory), s) for s in (1, 2)
+                for r in ("softmax", "lowrank-softmax") if tuned_lr(dataset, r, directory)]
     if what == "explore":  # training schedule: every recipe gets the same lr grid again
         return [config(dataset, r, lr, **opt) for opt in ({"schedule": "cosine"},)
                 for lr in LRS for r in ("bce", "lowrank")] + \
@@ -376,7 +379,7 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["tune", "seeds", "ablate", "explore", "explore2", "tune2", "seeds2",
+    p.add_argument("what", choices=["tune", "seeds", "ablate", "explore", "explore2", "seeds3", "tune2", "seeds2",
                                      "baselines", "report"])
     p.add_argument("datasets", nargs="*", default=["debtags", "openclipart"])
     p.add_argument("--only", default=None, help="run only configs whose recipe is this")

@@ -47,3 +47,29 @@ def test_shift_flip_moves_training_images_only():
     assert torch.equal(m(x), x)
     net = small_cnn(4, 8, augment=True).eval()
     assert net(torch.rand(2, 3, 32, 32)).shape == (2, 8)
+
+
+def test_demo_softmax_recipes(tmp_path):
+    from labelemb.cli import main
+
+    out = str(tmp_path / "demo")
+    assert main(["demo", "-o", out, "--epochs", "1", "--limit", "150", "--no-progress",
+                 "--dim", "8", "--recipes", "softmax,lowrank-softmax"]) == 0
+    with open(os.path.join(out, "report.json")) as f:
+        report = json.load(f)
+    assert set(report["results"]) == {"softmax", "lowrank-softmax"}
+    with open(os.path.join(out, "train-lowrank-softmax.jsonl")) as f:
+        first = json.loads(f.readline())
+    assert first["recipe"] == "lowrank-softmax"
+
+
+def test_small_cnn_dropout():
+    import torch
+
+    from labelemb.demo import small_cnn
+
+    net = small_cnn(4, 8, dropout=0.5)
+    assert any(isinstance(m, torch.nn.Dropout) for m in net.modules())
+    assert not any(isinstance(m, torch.nn.Dropout) for m in small_cnn(4, 8).modules())
+    with pytest.raises(ValueError, match="dropout"):
+        small_cnn(4, 8, dropout=1.0)

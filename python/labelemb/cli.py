@@ -276,7 +276,8 @@ outputs); samples without labels are left out."""
     arg("--epochs", type=int, default=8, help="epochs per recipe (default 8)"),
     arg("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N"),
     arg("--recipes", default=None,
-        help="comma-separated, from paper, bce, lowrank (default: all three)"),
+        help="comma-separated, from paper, bce, lowrank, softmax, lowrank-softmax (default: "
+             "lowrank, paper, bce)"),
     arg("--limit", type=int, default=None, metavar="N",
         help="use at most N training and N test images (a quick look)"),
     arg("--dim", type=int, default=64, help="label embedding dimension (default 64)"),
