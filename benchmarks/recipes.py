@@ -15,6 +15,8 @@ Usage (one torch thread per process)::
     python benchmarks/recipes.py ablate debtags          # embedding / E / loss / 10% ablations
     python benchmarks/recipes.py tune2 debtags           # round 2: dropout 0.5, + softmax recipes
     python benchmarks/recipes.py seeds2 debtags          # round 2: seeds 1, 2 at the tuned lr
+    python benchmarks/recipes.py explore2 debtags        # softmax recipes without dropout
+    python benchmarks/recipes.py seeds3 debtags          # ... and their seeds 1, 2
     python benchmarks/recipes.py baselines               # TF-IDF 10-NN and popularity (debtags)
     python benchmarks/recipes.py report                  # tables (markdown) and the plots
 """
@@ -379,8 +381,8 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["tune", "seeds", "ablate", "explore", "explore2", "seeds3", "tune2", "seeds2",
-                                     "baselines", "report"])
+    p.add_argument("what", choices=["tune", "seeds", "ablate", "explore", "explore2", "seeds3",
+                                     "tune2", "seeds2", "baselines", "report"])
     p.add_argument("datasets", nargs="*", default=["debtags", "openclipart"])
     p.add_argument("--only", default=None, help="run only configs whose recipe is this")
     p.add_argument("--shard", default="0/1",
