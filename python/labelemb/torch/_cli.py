@@ -222,17 +222,30 @@ def train_command(args) -> int:
                   schedule=args.schedule, device=args.device, seed=args.seed,
                   progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
                   resume=args.resume, log_path=args.log)
-    if not main_rank:
-        return 0
-    save_model(args.output, model.cpu(), config, vectors, names, history)
-    if not quiet:
-        last = history.epochs[-1] if history.epochs else {}
-        shown = {k: round(v, 4) for k, v in last.items()
-                 if k in ("loss", "p@1", "p@5", "ndcg@5", "map@100")}
-        print(f"trained {args.objective} model for {len(history)} epochs "
-              f"({sum(history['train_time']):.1f} s): {shown}")
-        print(f"saved to {args.output}")
+    try:
+        if main_rank:
+            save_model(args.output, model.cpu(), config, vectors, names, history)
+            if not quiet:
+                last = history.epochs[-1] if history.epochs else {}
+                shown = {k: round(v, 4) for k, v in last.items()
+                         if k in ("loss", "p@1", "p@5", "ndcg@5", "map@100")}
+                print(f"trained {args.objective} model for {len(history)} epochs "
+                      f"({sum(history['train_time']):.1f} s): {shown}")
+                print(f"saved to {args.output}")
+    finally:
+        _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Under torchrun: wait for every rank (rank 0 may still be writing), then tear the
+    process group down, so no rank exits with its communication threads still running
+    (gloo aborts the process then)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def evaluate_command(args) -> int:
