@@ -39,9 +39,10 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 LRS = (3e-3, 1e-3, 1e-2)  # the grid, in the order it is run
 MAIN = ("bce", "paper", "lowrank")
 # The second round: every backbone with dropout 0.5 on its output features, and the
-# softmax cross-entropy recipes (full-rank and low-rank heads) next to the three above.
+# softmax and hybrid (sigmoid + softmax) cross-entropy recipes (full-rank and low-rank
+# heads) next to the three above.
 V2 = {"dropout": 0.5}
-MAIN2 = ("bce", "paper", "lowrank", "softmax", "lowrank-softmax")
+MAIN2 = ("bce", "paper", "lowrank", "softmax", "lowrank-softmax", "hybrid", "lowrank-hybrid")
 TAIL = 20  # a label is "tail" when seen fewer than this many times in training
 VALID_FRACTION = 0.15
 # Per dataset: epochs, batch size, embedding dimension (the same for every recipe).
@@ -275,7 +276,7 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
         kw["learn_vectors"] = cfg["learn_vectors"]
         if cfg.get("residual"):
             kw["residual"] = True
-    full = cfg["recipe"] in ("bce", "softmax")
+    full = cfg["recipe"] in ("bce", "softmax", "hybrid")
     model = make_model(net, width, cfg["recipe"], embedding=emb if full else vectors,
                        n_labels=Y.shape[1], **kw)
     Xte, Yte = X[data["test"]], Y[data["test"]]
@@ -361,10 +362,12 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
         return [config(dataset, r, tuned_lr(dataset, r, directory, **V2), s, **V2)
                 for s in (1, 2) for r in MAIN2 if tuned_lr(dataset, r, directory, **V2)]
     if what == "explore2":  # the softmax recipes on the round-1 backbones (no dropout)
-        return [config(dataset, r, lr) for lr in LRS for r in ("softmax", "lowrank-softmax")]
+        return [config(dataset, r, lr) for lr in LRS
+                for r in ("softmax", "lowrank-softmax", "hybrid", "lowrank-hybrid")]
     if what == "seeds3":  # seeds 1, 2 of explore2's recipes at their tuned lr
         return [config(dataset, r, tuned_lr(dataset, r, directory), s) for s in (1, 2)
-                for r in ("softmax", "lowrank-softmax") if tuned_lr(dataset, r, directory)]
+                for r in ("softmax", "lowrank-softmax", "hybrid", "lowrank-hybrid")
+                if tuned_lr(dataset, r, directory)]
     if what == "explore":  # training schedule: every recipe gets the same lr grid again
         return [config(dataset, r, lr, **opt) for opt in ({"schedule": "cosine"},)
                 for lr in LRS for r in ("bce", "lowrank")] + \

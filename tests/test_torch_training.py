@@ -55,7 +55,8 @@ def _fit(model, data, **kw):
     return fit(model, train, emb, **args)
 
 
-@pytest.mark.parametrize("head", ["paper", "bce", "lowrank", "softmax", "lowrank-softmax"])
+@pytest.mark.parametrize("head", ["paper", "bce", "lowrank", "softmax", "lowrank-softmax",
+                                  "hybrid", "lowrank-hybrid"])
 def test_loss_decreases(data, head):
     h = _fit(_model(head, data[2]), data, epochs=4)
     loss = h["loss"]
@@ -88,6 +89,19 @@ def test_softmax_recipes_use_the_softmax_loss(data):
         _fit(_model("lowrank", emb), data, epochs=1, recipe="paper")
     with pytest.raises(ValueError, match="does not fit"):
         _fit(_model("paper", emb), data, epochs=1, recipe="softmax")
+
+
+def test_hybrid_loss_is_the_sum(data):
+    """recipe "hybrid" trains on sigmoid + softmax cross-entropy: with a learning rate too
+    small to move the weights, its first-epoch loss is the sum of the other two."""
+    train, valid, emb = data
+    assert (train[1].getnnz(axis=1) > 0).all()  # every row has labels: same averaging
+    losses = {}
+    for r in ("bce", "softmax", "hybrid"):
+        h = _fit(_model(r, emb), data, epochs=1, lr=1e-12)
+        assert h.recipe == r
+        losses[r] = h["loss"][0]
+    assert losses["hybrid"] == pytest.approx(losses["bce"] + losses["softmax"], rel=1e-5)
 
 
 def test_embedding_model_beats_popularity(data):

@@ -182,13 +182,14 @@ def neighbors(args: argparse.Namespace) -> int:
              "separated by --delimiter, names or integer ids) or a CSR .npz "
              "(scipy.sparse.save_npz)"),
     arg("-o", "--output", required=True, metavar="MODEL.pt", help="where to save the model"),
-    arg("--objective", choices=("embedding", "bce", "lowrank", "softmax", "lowrank-softmax"),
+    arg("--objective", choices=("embedding", "bce", "lowrank", "softmax", "lowrank-softmax",
+                                "hybrid", "lowrank-hybrid"),
         default="embedding",
         help="embedding: regress onto the label embedding with cosine proximity (the "
              "paper); bce: one sigmoid output per label (the usual baseline); lowrank: "
              "sigmoid outputs through the embedding; softmax, lowrank-softmax: the same "
-             "two heads trained with softmax cross-entropy over all labels (default "
-             "embedding)"),
+             "two heads trained with softmax cross-entropy over all labels; hybrid, "
+             "lowrank-hybrid: with the sum of both losses (default embedding)"),
     arg("--embedding", metavar="EMB.npz",
         help="label embedding from 'labelemb fit' (default: fit one on the training labels)"),
     arg("--dim", type=int, default=256, help="dimension of that embedding (default 256)"),
@@ -276,8 +277,8 @@ outputs); samples without labels are left out."""
     arg("--epochs", type=int, default=8, help="epochs per recipe (default 8)"),
     arg("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N"),
     arg("--recipes", default=None,
-        help="comma-separated, from paper, bce, lowrank, softmax, lowrank-softmax (default: "
-             "lowrank, paper, bce)"),
+        help="comma-separated, from paper, bce, lowrank, softmax, lowrank-softmax, hybrid, "
+             "lowrank-hybrid (default: lowrank, paper, bce)"),
     arg("--limit", type=int, default=None, metavar="N",
         help="use at most N training and N test images (a quick look)"),
     arg("--dim", type=int, default=64, help="label embedding dimension (default 64)"),

@@ -26,11 +26,13 @@ RECIPE_TITLES = {
     "lowrank": "low-rank PMI head + sigmoid cross-entropy",
     "softmax": "one output per label + softmax cross-entropy",
     "lowrank-softmax": "low-rank PMI head + softmax cross-entropy",
+    "hybrid": "one output per label + sigmoid and softmax CE",
+    "lowrank-hybrid": "low-rank PMI head + sigmoid and softmax CE",
 }
 # Learning rates per recipe (AdamW), each chosen from {1e-3, 3e-3, 1e-2} on a validation
 # split carved out of the training data (benchmarks/recipes.py; benchmarks/README.md).
 DEFAULT_LR = {"paper": 3e-3, "bce": 1e-3, "lowrank": 3e-3, "softmax": 1e-3,
-              "lowrank-softmax": 1e-3}
+              "lowrank-softmax": 1e-3, "hybrid": 1e-3, "lowrank-hybrid": 1e-3}
 DEFAULT_RECIPES = ("lowrank", "paper", "bce")
 
 
@@ -130,7 +132,8 @@ def run_demo(out_dir: str = "labelemb-demo", *, epochs: int = 8, device: str = "
         "auto" (CUDA when present), "cpu" or "cuda".
     limit : int, optional
         Use at most this many training and test images (a quick look).
-    recipes : sequence of {"paper", "bce", "lowrank", "softmax", "lowrank-softmax"}
+    recipes : sequence of {"paper", "bce", "lowrank", "softmax", "lowrank-softmax", "hybrid",
+        "lowrank-hybrid"}
     schedule, weight_decay
         Of :func:`labelemb.torch.fit` (the same for every recipe).
     augment : bool

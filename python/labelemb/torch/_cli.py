@@ -198,7 +198,7 @@ def train_command(args) -> int:
     else:
         train, valid = (X, Y), None
     head = "paper" if args.objective == "embedding" else args.objective
-    full = head in ("bce", "softmax")  # one output per label, no embedding needed
+    full = head in ("bce", "softmax", "hybrid")  # one output per label, no embedding needed
     # Under torchrun every process runs this; only rank 0 talks and writes the model.
     main_rank = int(os.environ.get("RANK", "0")) == 0
     quiet = args.quiet or not main_rank

@@ -8,7 +8,8 @@
   a ``d``-wide weight layer, ``E`` initialised from the label vectors, trained with BCE.
 
 The two logit heads can also be trained with softmax cross-entropy over all labels
-(recipes ``"softmax"`` and ``"lowrank-softmax"`` of :func:`make_model`). The loss and the
+(recipes ``"softmax"`` and ``"lowrank-softmax"`` of :func:`make_model`) or with the sum of
+the sigmoid and softmax cross-entropies (``"hybrid"``, ``"lowrank-hybrid"``). The loss and the
 decoder follow from the head and the recipe it was made for (see
 :func:`labelemb.torch.fit`).
 """
@@ -212,11 +213,14 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "paper", *, e
         Any module mapping inputs to (batch, out_features).
     out_features : int
         The backbone's output width.
-    head : {"paper", "bce", "lowrank", "softmax", "lowrank-softmax"}
-        The recipe: ``"paper"``: :class:`EmbeddingHead` (needs ``embedding``); ``"bce"``
-        and ``"softmax"``: :class:`LogitHead` (needs ``n_labels`` or ``embedding``);
-        ``"lowrank"`` and ``"lowrank-softmax"``: :class:`LowRankHead` (needs
-        ``embedding``; ``head_kwargs`` go to it). The head records it (``head.recipe``),
+    head : {"paper", "bce", "lowrank", "softmax", "lowrank-softmax", "hybrid", \
+"lowrank-hybrid"}
+        The recipe: ``"paper"``: :class:`EmbeddingHead` (needs ``embedding``); ``"bce"``,
+        ``"softmax"`` and ``"hybrid"``: :class:`LogitHead` (needs ``n_labels`` or
+        ``embedding``); ``"lowrank"``, ``"lowrank-softmax"`` and ``"lowrank-hybrid"``:
+        :class:`LowRankHead` (needs ``embedding``; ``head_kwargs`` go to it). The suffix
+        names the loss: sigmoid cross-entropy (none), softmax cross-entropy over all
+        labels, or the sum of both ("hybrid"). The head records it (``head.recipe``),
         so :func:`~labelemb.torch.fit` trains it with that recipe's loss.
 
     Examples
@@ -230,13 +234,13 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "paper", *, e
     """
     if not isinstance(backbone, nn.Module):
         raise TypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
-    if head in ("paper", "lowrank", "lowrank-softmax") and embedding is None:
+    if head in ("paper", "lowrank", "lowrank-softmax", "lowrank-hybrid") and embedding is None:
         raise ValueError(f"head={head!r} needs embedding= (a LabelEmbedding)")
     if head == "paper":
         h = EmbeddingHead(out_features, embedding, **head_kwargs)
-    elif head in ("lowrank", "lowrank-softmax"):
+    elif head in ("lowrank", "lowrank-softmax", "lowrank-hybrid"):
         h = LowRankHead(out_features, embedding, **head_kwargs)
-    elif head in ("bce", "softmax"):
+    elif head in ("bce", "softmax", "hybrid"):
         if n_labels is None:
             if embedding is None:
                 raise ValueError(f"head={head!r} needs n_labels= (or an embedding to take it "
@@ -244,7 +248,7 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "paper", *, e
             n_labels = _vectors_of(embedding).shape[0]
         h = LogitHead(out_features, n_labels, **head_kwargs)
     else:
-        raise ValueError(f"head must be 'paper', 'bce', 'lowrank', 'softmax' or "
-                         f"'lowrank-softmax', got {head!r}")
+        raise ValueError(f"head must be 'paper', 'bce', 'lowrank', 'softmax', "
+                         f"'lowrank-softmax', 'hybrid' or 'lowrank-hybrid', got {head!r}")
     h.recipe = head
     return nn.Sequential(backbone, h)

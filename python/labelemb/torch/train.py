@@ -46,10 +46,11 @@ class Recipe:
     Attributes
     ----------
     name : str
-    objective : {"cosine", "bce", "softmax"}
+    objective : {"cosine", "bce", "softmax", "hybrid"}
         Cosine proximity to ``EmbeddingTargets``, sigmoid cross-entropy on multi-hot
-        targets built per batch, or softmax cross-entropy against the label set as a
-        uniform distribution (:func:`~labelemb.torch.losses.sparse_softmax_cross_entropy`).
+        targets built per batch, softmax cross-entropy against the label set as a
+        uniform distribution (:func:`~labelemb.torch.losses.sparse_softmax_cross_entropy`),
+        or the sum of the last two.
     decode : {"nearest", "logits"}
         Rank labels by ``prediction · E_l`` (the top-k decoder) or by the outputs.
     """
@@ -65,10 +66,13 @@ RECIPES: Dict[str, Recipe] = {
     "lowrank": Recipe("lowrank", "bce", "logits"),
     "softmax": Recipe("softmax", "softmax", "logits"),
     "lowrank-softmax": Recipe("lowrank-softmax", "softmax", "logits"),
+    "hybrid": Recipe("hybrid", "hybrid", "logits"),
+    "lowrank-hybrid": Recipe("lowrank-hybrid", "hybrid", "logits"),
 }
 # The recipes a head can be trained with; the first is the one inferred from the head.
-_HEAD_RECIPES = {EmbeddingHead: ("paper",), LogitHead: ("bce", "softmax"),
-                 LowRankHead: ("lowrank", "lowrank-softmax")}
+_HEAD_RECIPES = {EmbeddingHead: ("paper",), LogitHead: ("bce", "softmax", "hybrid"),
+                 LowRankHead: ("lowrank", "lowrank-softmax", "lowrank-hybrid")}
+_LOGIT_OBJECTIVES = ("bce", "softmax", "hybrid")
 
 
 def _resolve_recipe(recipe, head, embedding) -> Recipe:
@@ -89,14 +93,14 @@ def _resolve_recipe(recipe, head, embedding) -> Recipe:
         recipe = RECIPES[recipe]
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a str or a Recipe, got {type(recipe).__name__}")
-    if recipe.objective not in ("cosine", "bce", "softmax") or \
+    if recipe.objective not in ("cosine",) + _LOGIT_OBJECTIVES or \
             recipe.decode not in ("nearest", "logits"):
-        raise ValueError(f"recipe {recipe.name!r}: objective must be 'cosine', 'bce' or "
-                         "'softmax' and decode 'nearest' or 'logits'")
+        raise ValueError(f"recipe {recipe.name!r}: objective must be 'cosine', 'bce', "
+                         "'softmax' or 'hybrid' and decode 'nearest' or 'logits'")
     # a logit head may be trained with either logit objective; the paper's head with cosine
     fits = inferred is None or (recipe.decode == inferred.decode and (
         recipe.objective == inferred.objective or
-        {recipe.objective, inferred.objective} <= {"bce", "softmax"}))
+        {recipe.objective, inferred.objective} <= set(_LOGIT_OBJECTIVES)))
     if not fits:
         raise ValueError(f"recipe={recipe.name!r} does not fit the model's "
                          f"{type(head).__name__}; use make_model(..., head={recipe.name!r}) or "
@@ -608,11 +612,13 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
         Continue from the last checkpoint in ``checkpoint_dir`` (a fresh start if none).
     log_path : str, optional
         JSON lines file, one record per epoch.
-    recipe : {"paper", "bce", "lowrank", "softmax", "lowrank-softmax"} or Recipe, optional
+    recipe : {"paper", "bce", "lowrank", "softmax", "lowrank-softmax", "hybrid", \
+"lowrank-hybrid"} or Recipe, optional
         Inferred from the head (the one ``make_model`` built it for); when given it must
-        fit it: a :class:`LogitHead` trains with ``"bce"`` or ``"softmax"``, a
-        :class:`LowRankHead` with ``"lowrank"`` or ``"lowrank-softmax"`` (sigmoid or
-        softmax cross-entropy; both decode by the logits).
+        fit it: a :class:`LogitHead` trains with ``"bce"``, ``"softmax"`` or ``"hybrid"``,
+        a :class:`LowRankHead` with ``"lowrank"``, ``"lowrank-softmax"`` or
+        ``"lowrank-hybrid"`` (sigmoid, softmax, or the sum of both cross-entropies; all
+        decode by the logits).
     eval_batch_size, max_grad_norm, num_workers : evaluation batch size; gradient
         clipping (None: off); DataLoader workers for Dataset inputs (0: in process).
 
@@ -772,6 +778,9 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
             elif recipe.objective == "softmax":
                 loss = sparse_softmax_cross_entropy(out, y)
                 n_rows = (y.lengths > 0).sum()
+            elif recipe.objective == "hybrid":
+                loss = sparse_bce_with_logits(out, y) + sparse_softmax_cross_entropy(out, y)
+                n_rows = torch.tensor(len(y), device=dev)
             else:
                 loss = sparse_bce_with_logits(out, y)
                 n_rows = torch.tensor(len(y), device=dev)
