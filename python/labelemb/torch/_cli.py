@@ -22,7 +22,7 @@ import torch
 import labelemb
 from labelemb._io import atomic_write
 
-from .heads import make_model, mlp
+from .heads import RECIPE_HEADS, LogitHead, make_model, mlp
 from .train import _resolve_device, evaluate, fit, predict
 
 MODEL_FORMAT = "labelemb-model"
@@ -198,7 +198,7 @@ def train_command(args) -> int:
     else:
         train, valid = (X, Y), None
     head = "paper" if args.objective == "embedding" else args.objective
-    full = head in ("bce", "softmax", "hybrid")  # one output per label, no embedding needed
+    full = RECIPE_HEADS[head] is LogitHead  # one output per label, no embedding needed
     # Under torchrun every process runs this; only rank 0 talks and writes the model.
     main_rank = int(os.environ.get("RANK", "0")) == 0
     quiet = args.quiet or not main_rank

@@ -178,6 +178,11 @@ class LowRankHead(_PriorBias, nn.Module):
 
 
 HEADS = (EmbeddingHead, LogitHead, LowRankHead)
+# The recipes (make_model's head=) and the head each is built on; the first recipe of a
+# head class is the one inferred for a head made without make_model.
+RECIPE_HEADS = {"paper": EmbeddingHead, "bce": LogitHead, "lowrank": LowRankHead,
+                "softmax": LogitHead, "lowrank-softmax": LowRankHead,
+                "hybrid": LogitHead, "lowrank-hybrid": LowRankHead}
 
 
 def find_head(model: nn.Module) -> Optional[nn.Module]:
@@ -234,13 +239,13 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "paper", *, e
     """
     if not isinstance(backbone, nn.Module):
         raise TypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
-    if head in ("paper", "lowrank", "lowrank-softmax", "lowrank-hybrid") and embedding is None:
+    cls = RECIPE_HEADS.get(head) if isinstance(head, str) else None
+    if cls is None:
+        raise ValueError(f"head must be one of {', '.join(map(repr, RECIPE_HEADS))}, got "
+                         f"{head!r}")
+    if cls is not LogitHead and embedding is None:
         raise ValueError(f"head={head!r} needs embedding= (a LabelEmbedding)")
-    if head == "paper":
-        h = EmbeddingHead(out_features, embedding, **head_kwargs)
-    elif head in ("lowrank", "lowrank-softmax", "lowrank-hybrid"):
-        h = LowRankHead(out_features, embedding, **head_kwargs)
-    elif head in ("bce", "softmax", "hybrid"):
+    if cls is LogitHead:
         if n_labels is None:
             if embedding is None:
                 raise ValueError(f"head={head!r} needs n_labels= (or an embedding to take it "
@@ -248,7 +253,6 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "paper", *, e
             n_labels = _vectors_of(embedding).shape[0]
         h = LogitHead(out_features, n_labels, **head_kwargs)
     else:
-        raise ValueError(f"head must be 'paper', 'bce', 'lowrank', 'softmax', "
-                         f"'lowrank-softmax', 'hybrid' or 'lowrank-hybrid', got {head!r}")
+        h = cls(out_features, embedding, **head_kwargs)
     h.recipe = head
     return nn.Sequential(backbone, h)

@@ -28,7 +28,7 @@ from .._io import atomic_write
 from ..topk import topk as _topk
 from .data import EmbeddingTargets, LabelCollate, SparseLabels, _vectors_of, as_label_csr
 from .distributed import DistContext, context
-from .heads import EmbeddingHead, LogitHead, LowRankHead, find_head
+from .heads import RECIPE_HEADS, LogitHead, find_head
 from .losses import CosineProximityLoss, sparse_bce_with_logits, sparse_softmax_cross_entropy
 
 __all__ = ["RECIPES", "History", "Recipe", "evaluate", "fit", "predict"]
@@ -69,9 +69,9 @@ RECIPES: Dict[str, Recipe] = {
     "hybrid": Recipe("hybrid", "hybrid", "logits"),
     "lowrank-hybrid": Recipe("lowrank-hybrid", "hybrid", "logits"),
 }
-# The recipes a head can be trained with; the first is the one inferred from the head.
-_HEAD_RECIPES = {EmbeddingHead: ("paper",), LogitHead: ("bce", "softmax", "hybrid"),
-                 LowRankHead: ("lowrank", "lowrank-softmax", "lowrank-hybrid")}
+# The recipes a head class can be trained with; the first is the one inferred from it.
+_HEAD_RECIPES = {cls: tuple(r for r, c in RECIPE_HEADS.items() if c is cls)
+                 for cls in dict.fromkeys(RECIPE_HEADS.values())}
 _LOGIT_OBJECTIVES = ("bce", "softmax", "hybrid")
 
 
