@@ -42,7 +42,8 @@ MAIN = ("bce", "paper", "lowrank")
 # softmax and hybrid (sigmoid + softmax) cross-entropy recipes (full-rank and low-rank
 # heads) next to the three above.
 V2 = {"dropout": 0.5}
-MAIN2 = ("bce", "paper", "lowrank", "softmax", "lowrank-softmax", "hybrid", "lowrank-hybrid")
+NEW_OBJECTIVES = ("softmax", "lowrank-softmax", "hybrid", "lowrank-hybrid")
+MAIN2 = ("bce", "paper", "lowrank") + NEW_OBJECTIVES
 TAIL = 20  # a label is "tail" when seen fewer than this many times in training
 VALID_FRACTION = 0.15
 # Per dataset: epochs, batch size, embedding dimension (the same for every recipe).
@@ -338,8 +339,8 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
     if what == "tune":
         return [config(dataset, r, lr) for lr in LRS for r in MAIN]
     if what == "seeds":
-        return [config(dataset, r, tuned_lr(dataset, r, directory), s)
-                for s in (1, 2) for r in MAIN if tuned_lr(dataset, r, directory)]
+        lr = {r: tuned_lr(dataset, r, directory) for r in MAIN}
+        return [config(dataset, r, lr[r], s) for s in (1, 2) for r in MAIN if lr[r]]
     if what == "ablate":
         lr = {r: tuned_lr(dataset, r, directory) for r in MAIN}
         if None in lr.values():
@@ -360,15 +361,13 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
     if what == "tune2":
         return [config(dataset, r, lr, **V2) for lr in LRS for r in MAIN2]
     if what == "seeds2":
-        return [config(dataset, r, tuned_lr(dataset, r, directory, **V2), s, **V2)
-                for s in (1, 2) for r in MAIN2 if tuned_lr(dataset, r, directory, **V2)]
+        lr = {r: tuned_lr(dataset, r, directory, **V2) for r in MAIN2}
+        return [config(dataset, r, lr[r], s, **V2) for s in (1, 2) for r in MAIN2 if lr[r]]
     if what == "explore2":  # the softmax recipes on the round-1 backbones (no dropout)
-        return [config(dataset, r, lr) for lr in LRS
-                for r in ("softmax", "lowrank-softmax", "hybrid", "lowrank-hybrid")]
+        return [config(dataset, r, lr) for lr in LRS for r in NEW_OBJECTIVES]
     if what == "seeds3":  # seeds 1, 2 of explore2's recipes at their tuned lr
-        return [config(dataset, r, tuned_lr(dataset, r, directory), s) for s in (1, 2)
-                for r in ("softmax", "lowrank-softmax", "hybrid", "lowrank-hybrid")
-                if tuned_lr(dataset, r, directory)]
+        lr = {r: tuned_lr(dataset, r, directory) for r in NEW_OBJECTIVES}
+        return [config(dataset, r, lr[r], s) for s in (1, 2) for r in NEW_OBJECTIVES if lr[r]]
     if what == "explore":  # training schedule: every recipe gets the same lr grid again
         return [config(dataset, r, lr, **opt) for opt in ({"schedule": "cosine"},)
                 for lr in LRS for r in ("bce", "lowrank")] + \
@@ -459,7 +458,8 @@ def _label(cfg: dict, base: dict) -> str:
 def _comparison(lines: List[str], ds: str, done: dict, recipes_: tuple, variant: dict,
                 directory: str) -> dict:
     """Appends the lr grid, the seed-averaged comparison and the per-epoch table of
-    ``recipes_`` (with the config options ``variant``) to ``lines``; returns the curves."""
+    ``recipes_`` (with the config options ``variant``) to ``lines``; returns the curves and
+    the tuned learning rates."""
     lrs = {r: tuned_lr(ds, r, directory, **variant) for r in recipes_}
     # learning-rate grid
     lines.append("Validation MAP@100 (best epoch, seed 0) per learning rate:\n")
@@ -481,7 +481,7 @@ def _comparison(lines: List[str], ds: str, done: dict, recipes_: tuple, variant:
                  if key(config(ds, r, lrs[r], s, **variant)) in done]
         curves[r] = (_mean_curve(runs_), len(runs_), runs_)
     if not curves:
-        return curves
+        return curves, lrs
     lines.append("\nTest metrics at the epoch of best validation MAP@100, mean over "
                  "seeds (± std); s/epoch = median training seconds per epoch; "
                  "best MAP = best test MAP@100 over the epochs of the mean curve; "
@@ -518,7 +518,7 @@ def _comparison(lines: List[str], ds: str, done: dict, recipes_: tuple, variant:
             else:
                 cells.append("-")
         lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
-    return curves
+    return curves, lrs
 
 
 def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) -> str:
@@ -530,15 +530,14 @@ def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) 
         if not done:
             continue
         lines.append(f"### {ds}\n")
-        lrs = {r: tuned_lr(ds, r, directory) for r in MAIN}
-        curves = _comparison(lines, ds, done, MAIN, {}, directory)
+        curves, lrs = _comparison(lines, ds, done, MAIN, {}, directory)
         if not curves:
             continue
-        curves2 = {}
+        curves2, lrs2 = {}, {}
         if any(key(config(ds, r, g, 0, **V2)) in done for r in MAIN2 for g in LRS):
             lines.append("\n#### Round 2: dropout 0.5 on every backbone's features; "
                          "softmax cross-entropy recipes\n")
-            curves2 = _comparison(lines, ds, done, MAIN2, V2, directory)
+            curves2, lrs2 = _comparison(lines, ds, done, MAIN2, V2, directory)
         # ablations: every other seed-0 run
         main_keys = {key(config(ds, r, g, s)) for r in MAIN for g in LRS for s in (0, 1, 2)} | \
             {key(config(ds, r, g, s, **V2)) for r in MAIN2 for g in LRS for s in (0, 1, 2)}
@@ -573,7 +572,6 @@ def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) 
                          title=f"{ds}: test metrics (mean over seeds) vs training time")
             lines.append(f"\n![{ds}](results/{os.path.basename(png)})\n")
             if curves2:
-                lrs2 = {r: tuned_lr(ds, r, directory, **V2) for r in curves2}
                 png2 = os.path.join(directory, f"recipes_{size()}_{ds}_round2.png")
                 plot.history({f"{r} (lr {lrs2[r]:g})": c[0] for r, c in curves2.items()},
                              png2, metrics=("test_map@100", "test_p@5", "test_tail_p@5"),
