@@ -17,6 +17,9 @@ Usage (one torch thread per process)::
     python benchmarks/recipes.py seeds2 debtags          # round 2: seeds 1, 2 at the tuned lr
     python benchmarks/recipes.py explore2 debtags        # softmax recipes without dropout
     python benchmarks/recipes.py seeds3 debtags          # ... and their seeds 1, 2
+    python benchmarks/recipes.py seeds5 openclipart      # seeds 3, 4 (no dropout) of all seven
+    python benchmarks/recipes.py ablate2 debtags         # eigenvalue power, which="LM"
+    python benchmarks/recipes.py unseen debtags          # + test label sets never seen whole
     python benchmarks/recipes.py baselines               # TF-IDF 10-NN and popularity (debtags)
     python benchmarks/recipes.py report                  # tables (markdown) and the plots
 """
@@ -146,6 +149,17 @@ def load(dataset: str) -> dict:
             "backbone": backbone, "settings": s}
 
 
+def _unseen_sets(Y_test: sp.csr_matrix, Y_fit: sp.csr_matrix) -> np.ndarray:
+    """Rows of ``Y_test`` whose label set (non-empty) is not the label set of any fit row."""
+    def sets(Y):
+        Y = Y.tocsr()
+        Y.sort_indices()
+        return [Y.indices[Y.indptr[i]:Y.indptr[i + 1]].tobytes() for i in range(Y.shape[0])]
+
+    seen = set(sets(Y_fit))
+    return np.flatnonzero([s not in seen and len(s) > 0 for s in sets(Y_test)])
+
+
 def _subset(rows: np.ndarray, frac: float, seed: int = 0) -> np.ndarray:
     if frac >= 1.0:
         return rows
@@ -203,7 +217,8 @@ def config(dataset: str, recipe: str, lr: float, seed: int = 0, *, pmi: str = "p
            alpha: float = 1.0, dim: Optional[int] = None, init: str = "pmi",
            learn_vectors: bool = True, frac: float = 1.0, epochs: Optional[int] = None,
            schedule: str = "constant", weight_decay: float = 0.0,
-           residual: bool = False, dropout: float = 0.0) -> dict:
+           residual: bool = False, dropout: float = 0.0, power: float = 0.5,
+           which: str = "LA", unseen: bool = False) -> dict:
     s = settings(dataset)
     extra = {}  # non-default training options only, so earlier runs keep their cache keys
     if schedule != "constant":
@@ -214,6 +229,12 @@ def config(dataset: str, recipe: str, lr: float, seed: int = 0, *, pmi: str = "p
         extra["residual"] = True
     if dropout:
         extra["dropout"] = float(dropout)
+    if power != 0.5:
+        extra["power"] = float(power)
+    if which != "LA":
+        extra["which"] = which
+    if unseen:  # also report the test rows whose label set the fit rows never had
+        extra["unseen"] = True
     return {**extra, "dataset": dataset, "recipe": recipe, "lr": float(lr), "seed": int(seed),
             "pmi": pmi, "alpha": float(alpha), "dim": int(dim or s["dim"]), "init": init,
             "learn_vectors": bool(learn_vectors) if recipe.startswith("lowrank") else None,
@@ -264,7 +285,8 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
         warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
         emb = labelemb.fit_embeddings(Yf, dim=cfg["dim"], n_labels=Y.shape[1],
                                       pmi=cfg["pmi"], alpha=cfg["alpha"], seed=cfg["seed"],
-                                      num_threads=1)
+                                      power=cfg.get("power", 0.5),
+                                      which=cfg.get("which", "LA"), num_threads=1)
     vectors = emb.vectors
     if cfg["init"] == "random":
         rng = np.random.default_rng(cfg["seed"] + 1000)
@@ -282,13 +304,17 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
     model = make_model(net, width, cfg["recipe"], embedding=emb if full else vectors,
                        n_labels=Y.shape[1], **kw)
     Xte, Yte = X[data["test"]], Y[data["test"]]
+    unseen = _unseen_sets(Yte, Yf) if cfg.get("unseen") else None
 
     def on_epoch(history, model):
         rec = history.epochs[-1]
         t = time.perf_counter()
         vec = vectors if not lowrank else model[1].label_vectors.detach().numpy()
-        rec.update(test_metrics(_scores(model, Xte, cfg["recipe"], vec), Yte, counts,
-                                len(fit_rows)))
+        sc = _scores(model, Xte, cfg["recipe"], vec)
+        rec.update(test_metrics(sc, Yte, counts, len(fit_rows)))
+        if unseen is not None:  # test label sets never seen whole in the fit rows
+            rec.update(test_metrics(sc[unseen], Yte[unseen], counts, len(fit_rows),
+                                    prefix="test_unseen_"))
         if lowrank:  # decoding without the prior biases
             rec.update(test_metrics(_scores(model, Xte, "lowrank", vec, bias=False), Yte,
                                     counts, len(fit_rows), prefix="test_nobias_"))
@@ -368,6 +394,19 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
     if what == "seeds3":  # seeds 1, 2 of explore2's recipes at their tuned lr
         lr = {r: tuned_lr(dataset, r, directory) for r in NEW_OBJECTIVES}
         return [config(dataset, r, lr[r], s) for s in (1, 2) for r in NEW_OBJECTIVES if lr[r]]
+    if what == "seeds5":  # seeds 3, 4 of every recipe without dropout, at its tuned lr
+        lr = {r: tuned_lr(dataset, r, directory) for r in MAIN2}
+        return [config(dataset, r, lr[r], s) for s in (3, 4) for r in MAIN2 if lr[r]]
+    if what == "unseen":  # seeds 0-2 of every recipe, scored on unseen label sets too
+        lr = {r: tuned_lr(dataset, r, directory) for r in MAIN2}
+        return [config(dataset, r, lr[r], s, unseen=True) for s in (0, 1, 2) for r in MAIN2
+                if lr[r]]
+    if what == "ablate2":  # the eigendecomposition: eigenvalue power, and "LM" vs "LA"
+        lr = {r: tuned_lr(dataset, r, directory) for r in ("paper", "lowrank")}
+        if None in lr.values():
+            raise SystemExit("run 'tune' first")
+        return [config(dataset, r, lr[r], **opt) for r in ("lowrank", "paper")
+                for opt in ({"power": 0.0}, {"power": 1.0}, {"which": "LM"})]
     if what == "explore":  # training schedule: every recipe gets the same lr grid again
         return [config(dataset, r, lr, **opt) for opt in ({"schedule": "cosine"},)
                 for lr in LRS for r in ("bce", "lowrank")] + \
@@ -385,7 +424,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("what", choices=["tune", "seeds", "ablate", "explore", "explore2", "seeds3",
-                                     "tune2", "seeds2", "baselines", "report"])
+                                     "tune2", "seeds2", "seeds5", "ablate2", "unseen", "baselines",
+                                     "report"])
     p.add_argument("datasets", nargs="*", default=["debtags", "openclipart"])
     p.add_argument("--only", default=None, help="run only configs whose recipe is this")
     p.add_argument("--shard", default="0/1",
@@ -450,13 +490,13 @@ def _fmt(v, digits=3) -> str:
 def _label(cfg: dict, base: dict) -> str:
     diff = [f"{k}={cfg[k]}" for k in ("pmi", "alpha", "dim", "init", "learn_vectors", "frac")
             if cfg[k] != base[k] and not (k == "learn_vectors" and cfg[k] is None)]
-    diff += [f"{k}={cfg[k]}" for k in ("schedule", "weight_decay", "residual", "dropout")
-             if k in cfg]
+    diff += [f"{k}={cfg[k]}" for k in ("schedule", "weight_decay", "residual", "dropout",
+                                       "power", "which") if k in cfg]
     return cfg["recipe"] + (" (" + ", ".join(diff) + ")" if diff else "")
 
 
 def _comparison(lines: List[str], ds: str, done: dict, recipes_: tuple, variant: dict,
-                directory: str) -> dict:
+                directory: str, seeds: tuple = (0, 1, 2)) -> dict:
     """Appends the lr grid, the seed-averaged comparison and the per-epoch table of
     ``recipes_`` (with the config options ``variant``) to ``lines``; returns the curves and
     the tuned learning rates."""
@@ -477,7 +517,7 @@ def _comparison(lines: List[str], ds: str, done: dict, recipes_: tuple, variant:
     for r in recipes_:
         if lrs[r] is None:
             continue
-        runs_ = [done[key(config(ds, r, lrs[r], s, **variant))]["records"] for s in (0, 1, 2)
+        runs_ = [done[key(config(ds, r, lrs[r], s, **variant))]["records"] for s in seeds
                  if key(config(ds, r, lrs[r], s, **variant)) in done]
         curves[r] = (_mean_curve(runs_), len(runs_), runs_)
     if not curves:
@@ -521,6 +561,37 @@ def _comparison(lines: List[str], ds: str, done: dict, recipes_: tuple, variant:
     return curves, lrs
 
 
+def _unseen_table(lines: List[str], ds: str, done: dict, directory: str) -> None:
+    """Test figures on the label sets never seen whole in training (``unseen`` plan)."""
+    rows = []
+    for r in MAIN2:
+        lr = tuned_lr(ds, r, directory)
+        runs_ = [done[k]["records"] for k in (key(config(ds, r, lr, s, unseen=True))
+                                              for s in (0, 1, 2)) if lr and k in done]
+        if runs_:
+            rows.append((r, lr, runs_))
+    if not rows:
+        return
+    n_rows = {len(x) for _, _, x in rows}
+    lines.append("\n#### Label sets never seen whole in training (no dropout)\n")
+    lines.append("Test rows whose label set is not the label set of any fit row, against "
+                 "all test rows; test metrics at the best validation epoch, mean over "
+                 f"{'/'.join(str(n) for n in sorted(n_rows))} seeds (± std of MAP@100):\n")
+    cols = ("p@1", "p@5", "map@100", "psp@5")
+    lines.append("| recipe | lr | " + " | ".join(f"unseen {c}" for c in cols) +
+                 " | all MAP@100 |")
+    lines.append("|---" * (len(cols) + 3) + "|")
+    for r, lr, runs_ in rows:
+        picks = [_at_best_val(x) for x in runs_]
+        cells = []
+        for c in cols:
+            v = [p.get("test_unseen_" + c, float("nan")) for p in picks]
+            cells.append(_fmt(np.mean(v)) + (f" ± {np.std(v):.3f}" if c == "map@100" and
+                                              len(v) > 1 else ""))
+        lines.append(f"| {r} | {lr:g} | " + " | ".join(cells) +
+                     f" | {np.mean([p['test_map@100'] for p in picks]):.3f} |")
+
+
 def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) -> str:
     """Markdown tables of the finished runs and the MAP@100-vs-time plots; returns the text
     (also written to ``recipes_<size>_report.md``)."""
@@ -538,9 +609,40 @@ def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) 
             lines.append("\n#### Round 2: dropout 0.5 on every backbone's features; "
                          "softmax cross-entropy recipes\n")
             curves2, lrs2 = _comparison(lines, ds, done, MAIN2, V2, directory)
+        curves5 = {}
+        if any(key(config(ds, r, g, 3)) in done for r in MAIN2 for g in LRS):
+            lines.append("\n#### Five seeds, no dropout: all seven recipes\n")
+            lines.append("Seeds 0-2 of bce / paper / lowrank come from round 1, of the "
+                         "softmax and hybrid recipes from `explore2` / `seeds3`, seeds 3 "
+                         "and 4 of all seven from `seeds5`, run in other sittings: the "
+                         "times compare within a recipe, not across.\n")
+            curves5, _ = _comparison(lines, ds, done, MAIN2, {}, directory,
+                                     seeds=(0, 1, 2, 3, 4))
+            picks = {r: [_at_best_val(x)["test_map@100"] for x in c[2]]
+                     for r, c in curves5.items()}
+            if "bce" in picks and len(picks["bce"]) == 5:
+                lines.append("\nPer seed (test MAP@100 at the best validation epoch; "
+                             "seeds 0-4) and the mean paired difference to bce:\n")
+                lines.append("| recipe | per seed | mean | minus bce (mean ± std) | "
+                             "seeds above bce |")
+                lines.append("|---|---|---|---|---|")
+                b = np.array(picks["bce"])
+                for r, v in picks.items():
+                    v = np.array(v)
+                    diff = v - b if len(v) == len(b) else None
+                    lines.append(
+                        f"| {r} | " + " / ".join(f"{x:.4f}" for x in v) +
+                        f" | {v.mean():.4f} | " +
+                        ("-" if diff is None or r == "bce" else
+                         f"{diff.mean():+.4f} ± {diff.std():.4f}") + " | " +
+                        ("-" if diff is None or r == "bce" else
+                         f"{int((diff > 0).sum())} of {len(v)}") + " |")
+        _unseen_table(lines, ds, done, directory)
         # ablations: every other seed-0 run
         main_keys = {key(config(ds, r, g, s)) for r in MAIN for g in LRS for s in (0, 1, 2)} | \
-            {key(config(ds, r, g, s, **V2)) for r in MAIN2 for g in LRS for s in (0, 1, 2)}
+            {key(config(ds, r, g, s, **V2)) for r in MAIN2 for g in LRS for s in (0, 1, 2)} | \
+            {key(config(ds, r, g, s)) for r in MAIN2 for g in LRS for s in range(5)} | \
+            {key(config(ds, r, g, s, unseen=True)) for r in MAIN2 for g in LRS for s in range(5)}
         abl = [v for k, v in done.items() if k not in main_keys]
         ref = [done[key(config(ds, r, lrs[r]))] for r in MAIN if lrs[r] is not None]
         if abl:

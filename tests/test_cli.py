@@ -44,11 +44,12 @@ def test_fit_options_reach_fit_embeddings(tags, tmp_path, capsys):
     out = tmp_path / "emb.npz"
     argv = ["fit", str(tags), "--dim", "2", "-o", str(out), "--pmi", "pmi", "--alpha", "0.75",
             "--shift", "0.1", "--min-count", "1", "--diagonal", "self", "--n-iter", "2",
-            "--oversample", "4", "--seed", "3", "--threads", "1", "--no-progress"]
+            "--oversample", "4", "--seed", "3", "--threads", "1", "--power", "1.0",
+            "--which", "LM", "--no-progress"]
     assert cli.main(argv) == 0
     p = LabelEmbedding.load(out).params
-    assert (p["pmi"], p["alpha"], p["shift"], p["n_iter"], p["oversample"], p["seed"]) == \
-        ("pmi", 0.75, 0.1, 2, 4, 3)
+    assert (p["pmi"], p["alpha"], p["shift"], p["n_iter"], p["oversample"], p["seed"],
+            p["power"], p["which"]) == ("pmi", 0.75, 0.1, 2, 4, 3, 1.0, "LM")
 
 
 def test_fit_synthetic_with_progress(tmp_path, capsys):

@@ -105,6 +105,57 @@ def test_dim_beyond_positive_spectrum_warns():
     np.testing.assert_allclose(np.linalg.norm(emb.vectors, axis=1), 1, rtol=1e-5)
 
 
+def _dense_reference(P, dim, which, power):
+    """Unit rows of U |Lambda|^power from numpy's dense eigh of the PMI matrix."""
+    w, U = np.linalg.eigh(P.toarray().astype(np.float64))
+    order = np.argsort(-w if which == "LA" else -np.abs(w), kind="stable")[:dim]
+    order = order[np.argsort(-w[order], kind="stable")]  # reported in decreasing order
+    E = U[:, order] * np.abs(w[order]) ** power
+    return w[order], E / np.linalg.norm(E, axis=1, keepdims=True)
+
+
+def mixed_sets():
+    """Grouped sets plus 10% random pairs across groups: those pairs are seen, but less
+    often than chance predicts, so their PMI is negative."""
+    rng = np.random.default_rng(5)
+    return grouped_sets(n_groups=4, size=6, n=2000, seed=3) + [
+        rng.choice(24, 2, replace=False).tolist() for _ in range(200)]
+
+
+@pytest.mark.parametrize("which, power", [("LA", 0.0), ("LA", 0.5), ("LA", 1.0),
+                                          ("LM", 0.5), ("LM", 1.0)])
+def test_power_and_which_match_dense_eigh(which, power):
+    # Plain PMI has negative eigenvalues: "LM" must keep the large negative ones, "LA" not.
+    counts = labelemb.cooccurrence(mixed_sets())
+    P = labelemb.pmi_matrix(counts, kind="pmi")
+    dim = 5
+    emb = fit_embeddings(counts, dim=dim, pmi="pmi", power=power, which=which, n_iter=30,
+                         oversample=19)
+    w, ref = _dense_reference(P, dim, which, power)
+    np.testing.assert_allclose(emb.eigenvalues, w, rtol=1e-4, atol=1e-4)
+    if which == "LM":
+        assert (w < 0).any(), "the test needs negative eigenvalues among the largest in magnitude"
+    else:
+        assert (w > 0).all()
+    # Equal up to the sign of each eigenvector (and rotations within ties, absent here):
+    # compare the Gram matrices, which are sign-free.
+    np.testing.assert_allclose(emb.vectors @ emb.vectors.T, ref @ ref.T, atol=2e-4)
+    assert emb.params["power"] == power and emb.params["which"] == which
+
+
+def test_power_default_is_the_factorisation(grouped):
+    # power=0.5 and which="LA" are the defaults; another power changes the vectors (on
+    # sets where a label's row spans several eigenvectors: in `grouped` each row has one,
+    # which normalising makes power-free).
+    again = fit_embeddings(grouped_sets(), dim=6, power=0.5, which="LA")
+    np.testing.assert_array_equal(again.vectors, grouped.vectors)
+    half = fit_embeddings(mixed_sets(), dim=5)
+    np.testing.assert_array_equal(fit_embeddings(mixed_sets(), dim=5, power=0.5).vectors,
+                                  half.vectors)
+    flat = fit_embeddings(mixed_sets(), dim=5, power=0.0)
+    assert np.abs(flat.vectors @ flat.vectors.T - half.vectors @ half.vectors.T).max() > 0.05
+
+
 def test_dim_must_be_below_n_labels():
     with pytest.raises(ValueError, match="dim=48 must be smaller than the number of labels"):
         fit_embeddings(grouped_sets(), dim=48)
@@ -136,6 +187,9 @@ def test_progress_without_tqdm(monkeypatch, capsys):
     ({"alpha": 1.5}, ValueError, "alpha"),
     ({"min_count": 0}, ValueError, "min_count"),
     ({"diagonal": "one"}, ValueError, "diagonal"),
+    ({"power": -0.5}, ValueError, "power"),
+    ({"power": "half"}, TypeError, "power"),
+    ({"which": "SA"}, ValueError, "which"),
     ({"n_iter": -1}, ValueError, "n_iter"),
     ({"oversample": -1}, ValueError, "oversample"),
     ({"seed": -3}, ValueError, "seed"),

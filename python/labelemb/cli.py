@@ -82,6 +82,10 @@ def _parse_synthetic(text: str) -> Tuple[int, int]:
     arg("--alpha", type=float, default=1.0, help="context smoothing exponent (0.75 is usual)"),
     arg("--min-count", type=int, default=1, help="drop pairs seen fewer times"),
     arg("--diagonal", choices=("self", "zero"), default="self", help="PMI diagonal"),
+    arg("--power", type=float, default=0.5,
+        help="label vectors are rows of U |Lambda|^power before normalising (default 0.5)"),
+    arg("--which", choices=("LA", "LM"), default="LA",
+        help="eigenpairs kept: largest algebraic (default) or largest in magnitude"),
     arg("--n-iter", type=int, default=4, help="power iterations (default 4)"),
     arg("--oversample", type=int, default=16, help="extra basis vectors (default 16)"),
     arg("--seed", type=int, default=0, help="random seed (default 0)"),
@@ -110,7 +114,8 @@ def fit(args: argparse.Namespace) -> int:
     t_read = time.perf_counter() - t0
     emb = labelemb.fit_embeddings(
         labels, args.dim, pmi=args.pmi, shift=args.shift, alpha=args.alpha,
-        min_count=args.min_count, diagonal=args.diagonal, n_iter=args.n_iter,
+        min_count=args.min_count, diagonal=args.diagonal, power=args.power,
+        which=args.which, n_iter=args.n_iter,
         oversample=args.oversample, seed=args.seed, num_threads=args.threads,
         progress=not args.no_progress)
     t_fit = time.perf_counter() - t0 - t_read

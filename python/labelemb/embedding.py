@@ -97,13 +97,14 @@ def _check_real(value, name: str, low: float, high: float, low_open: bool = Fals
 
 def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pmi: str = "ppmi",
                    shift: float = 0.0, alpha: float = 1.0, min_count: int = 1,
-                   diagonal: str = "self", n_iter: int = 4, oversample: int = 16, seed: int = 0,
+                   diagonal: str = "self", power: float = 0.5, which: str = "LA",
+                   n_iter: int = 4, oversample: int = 16, seed: int = 0,
                    num_threads: int = 0, progress: bool = False, client=None) -> LabelEmbedding:
     """Information-theoretic label embeddings (Chollet 2016) from training label sets.
 
     Counts -> PMI matrix -> rank-``dim`` eigendecomposition (largest algebraic
-    eigenvalues, :func:`labelemb.randomized_eigh`) -> ``E = U Sigma^(1/2)`` on the kept
-    eigenpairs -> rows normalised to unit length.
+    eigenvalues by default, :func:`labelemb.randomized_eigh`) -> ``E = U Sigma^(1/2)``
+    (``|Sigma|^power``) on the kept eigenpairs -> rows normalised to unit length.
 
     Parameters
     ----------
@@ -119,6 +120,18 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
         Size of the label space for id inputs (labels never seen get zero vectors).
     pmi, shift, alpha, min_count, diagonal
         PMI variant, see :func:`labelemb.pmi_matrix` (``pmi`` is its ``kind``).
+    power : float, default 0.5
+        Label vectors are the rows of ``U |Lambda|^power`` before they are normalised:
+        0.5 factorises the PMI matrix (``E E^T ~ P``, the paper's choice), 0 keeps the
+        bare eigenvectors (every kept direction weighs the same), 1 weighs each direction
+        by its eigenvalue (``E E^T ~ P^2``, stronger directions dominate further).
+    which : {"LA", "LM"}, default "LA"
+        Eigenpairs kept: the largest algebraic ones (the positive part, which a dot
+        product can represent), or the largest in magnitude. With "LM", directions of
+        negative eigenvalues (labels that avoid each other) enter the vectors scaled by
+        ``|lambda|^power``: ``E E^T`` then approximates ``U |Lambda|^(2 power) U^T``, not
+        ``P``. Of use as a start for a learned label matrix (the low-rank head), rarely for
+        nearest-label decoding.
     n_iter, oversample, seed
         Of :func:`labelemb.randomized_eigh`.
     num_threads : int, default 0
@@ -149,6 +162,9 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
     ((2, 16), 'float32')
     """
     dim = _check_int(dim, "dim", 1)
+    power = _check_real(power, "power", 0.0, 4.0)
+    if which not in ("LA", "LM"):
+        raise ValueError(f"which must be 'LA' or 'LM', got {which!r}")
     if pmi not in PMI_KINDS:
         raise ValueError(f"pmi must be one of {PMI_KINDS}, got {pmi!r}")
     if diagonal not in DIAGONALS:
@@ -202,22 +218,34 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
                          "the positivity of PPMI): there is nothing to embed")
     with bars.stage(f"eigendecomposition (rank {dim}, {n_iter + 3} products)") as bar:
         # P is symmetric, finite and canonical by construction: no O(nnz) checks again.
-        values, U = _eigh(_symmetric_csr_arrays(P), L, dim, "LA", n_iter, oversample, seed,
+        values, U = _eigh(_symmetric_csr_arrays(P), L, dim, which, n_iter, oversample, seed,
                           num_threads)
         bar.update(1)
     with bars.stage("label vectors") as bar:
-        top = float(values[0])
-        if not top > 0:
-            raise ValueError("the PMI matrix has no positive eigenvalue: a dot product cannot "
-                             "represent it (try pmi='ppmi', or a smaller shift)")
-        keep = values > POSITIVE_RTOL * top
+        if which == "LA":
+            top = float(values[0])
+            if not top > 0:
+                raise ValueError("the PMI matrix has no positive eigenvalue: a dot product "
+                                 "cannot represent it (try pmi='ppmi', or a smaller shift)")
+            keep = values > POSITIVE_RTOL * top
+            kind = "positive"
+        else:
+            top = float(np.abs(values).max())
+            if not top > 0:
+                raise ValueError("the PMI matrix has no nonzero eigenvalue: there is nothing "
+                                 "to embed")
+            keep = np.abs(values) > POSITIVE_RTOL * top
+            kind = "nonzero"
         d = int(keep.sum())
         if d < dim:
             warnings.warn(
-                f"the PMI matrix has only {d} positive eigenvalues among the {dim} largest "
-                f"(the rest are <= {POSITIVE_RTOL:g} x the largest): the embedding has "
-                f"{d} dimensions instead of dim={dim}", EmbeddingWarning, stacklevel=2)
-        vectors = U[:, keep] * np.sqrt(values[keep]).astype(np.float32)
+                f"the PMI matrix has only {d} {kind} eigenvalues among the {dim} largest "
+                f"(the rest are <= {POSITIVE_RTOL:g} x the largest in magnitude): the "
+                f"embedding has {d} dimensions instead of dim={dim}", EmbeddingWarning,
+                stacklevel=2)
+        kept = np.abs(values[keep])
+        scale = np.sqrt(kept) if power == 0.5 else kept ** power
+        vectors = U[:, keep] * scale.astype(np.float32)
         unseen = counts.label_counts == 0
         vectors[unseen] = 0
         norms = np.linalg.norm(vectors, axis=1)
@@ -239,7 +267,7 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
     params = {
         "dim": dim, "pmi": pmi, "shift": shift, "alpha": alpha, "min_count": min_count,
         "diagonal": diagonal, "n_iter": n_iter, "oversample": oversample, "seed": seed,
-        "which": "LA", "n_labels": L, "d": d, "positive_rtol": POSITIVE_RTOL,
+        "power": power, "which": which, "n_labels": L, "d": d, "positive_rtol": POSITIVE_RTOL,
         "labelemb_version": __version__,
     }
     return LabelEmbedding(vectors, counts.label_names, counts.label_counts, counts.n_samples,
