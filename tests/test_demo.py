@@ -15,7 +15,7 @@ def test_demo_end_to_end(tmp_path):
     with open(os.path.join(out, "report.json")) as f:
         report = json.load(f)
     assert report["format_version"] == 1
-    assert set(report["results"]) == {"lowrank", "paper", "bce"}
+    assert set(report["results"]) == {"hybrid", "lowrank", "paper", "bce"}
     for r in report["results"].values():
         assert 0.0 <= r["best"]["p@5"] <= 1.0
         assert len(r["epochs"]) == 1

@@ -47,15 +47,17 @@ def _run(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("objective", ["embedding", "bce", "lowrank-softmax"])
+@pytest.mark.parametrize("objective", ["embedding", "bce", "lowrank-softmax", None])
 def test_train_then_evaluate_names(files, tmp_path, capsys, objective):
     model = tmp_path / "model.pt"
+    chosen = ["--objective", objective] if objective else []  # None: the default
     code, out, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", model,
-                          "--objective", objective, "--epochs", "3", "--dim", "8",
+                          *chosen, "--epochs", "3", "--dim", "8",
                           "--hidden", "32", "--lr", "0.01", "--batch-size", "64",
                           "--no-progress", "--log", tmp_path / "log.jsonl")
     assert code == 0, err
     assert "saved to" in out
+    assert f"trained {objective or 'hybrid'} model" in out
     log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3] and "p@5" in log[0]
     code, out, err = _run(capsys, "evaluate", model, files / "X_test.npz",

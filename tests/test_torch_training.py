@@ -55,6 +55,15 @@ def _fit(model, data, **kw):
     return fit(model, train, emb, **args)
 
 
+def test_make_model_default_is_hybrid(data):
+    # The default recipe: one output per label, trained on sigmoid + softmax CE.
+    from labelemb.torch import LogitHead
+
+    model = make_model(mlp(4, [8]), 8, embedding=data[2])
+    assert isinstance(model[1], LogitHead) and model[1].recipe == "hybrid"
+    assert model(torch.zeros(2, 4)).shape == (2, L)
+
+
 @pytest.mark.parametrize("head", ["paper", "bce", "lowrank", "softmax", "lowrank-softmax",
                                   "hybrid", "lowrank-hybrid"])
 def test_loss_decreases(data, head):

@@ -33,7 +33,9 @@ RECIPE_TITLES = {
 # split carved out of the training data (benchmarks/recipes.py; benchmarks/README.md).
 DEFAULT_LR = {"paper": 3e-3, "bce": 1e-3, "lowrank": 3e-3, "softmax": 1e-3,
               "lowrank-softmax": 1e-3, "hybrid": 1e-3, "lowrank-hybrid": 1e-3}
-DEFAULT_RECIPES = ("lowrank", "paper", "bce")
+# The default recipe first (make_model's and `labelemb train`'s), then the low-rank PMI
+# head, the paper's recipe and the baseline.
+DEFAULT_RECIPES = ("hybrid", "lowrank", "paper", "bce")
 
 
 def small_cnn(width: int = 16, out_features: int = 256, *, augment: bool = False,
