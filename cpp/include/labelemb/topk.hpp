@@ -314,7 +314,8 @@ public:
         slack_ = slack;
         thr = kNegInf;
         final_ = false;
-        c_.clear();
+        n_ = 0;
+        if (c_.size() < cap_) c_.resize(cap_);
         ex_begin_ = ex_begin;
         ex_end_ = ex_end;
     }
@@ -324,12 +325,18 @@ public:
         if (ex_begin_ != ex_end_ &&
             std::binary_search(ex_begin_, ex_end_, static_cast<int64_t>(id)))
             return;
-        c_.push_back(Entry<I>{s, id});
-        if (c_.size() == static_cast<size_t>(k_) && thr == kNegInf) {
+        // The buffer is sized ahead (c_.size() >= cap_ > n_): the fields are stored in
+        // place. (Building an Entry and copying it in made the compiler store the two
+        // halves on the stack and reload them as one word, a store-forwarding stall on
+        // every offer.)
+        Entry<I>& e = c_[n_++];
+        e.s = s;
+        e.id = id;
+        if (n_ == static_cast<size_t>(k_) && thr == kNegInf) {
             float t = c_[0].s;  // exactly k candidates: the k-th is the smallest
-            for (const auto& e : c_) t = std::min(t, e.s);
+            for (size_t i = 1; i < n_; ++i) t = std::min(t, c_[i].s);
             thr = t - slack_;
-        } else if (c_.size() >= cap_) {
+        } else if (n_ >= cap_) {
             cut();
         }
     }
@@ -367,24 +374,26 @@ public:
 
     // Cuts the buffer back so that thr reflects the current k-th score.
     void tighten() {
-        if (c_.size() > static_cast<size_t>(k_)) cut();
+        if (n_ > static_cast<size_t>(k_)) cut();
     }
 
     // The candidates that may belong to the exact top k (after a final cut); their
     // scores are to be replaced by exact ones before emit().
     std::vector<Entry<I>>& candidates() {
-        if (c_.size() > static_cast<size_t>(k_) && !final_) cut();
+        if (n_ > static_cast<size_t>(k_) && !final_) cut();
         final_ = true;
+        c_.resize(n_);
         return c_;
     }
 
     // Writes the top k of the (rescored) candidates in ranking order; rows with fewer
     // than k candidates (labels excluded) are padded with id -1 and score -inf.
     void emit(float* out_s, I* out_id) {
-        const size_t m = std::min(c_.size(), static_cast<size_t>(k_));
+        const size_t m = std::min(n_, static_cast<size_t>(k_));
+        const auto end = c_.begin() + static_cast<std::ptrdiff_t>(n_);
         // After the final cut there are about k candidates: a selection then a sort
         // beats partial_sort's heap when m is close to their number.
-        if (m < c_.size()) std::nth_element(c_.begin(), c_.begin() + m, c_.end(), Better<I>());
+        if (m < n_) std::nth_element(c_.begin(), c_.begin() + m, end, Better<I>());
         std::sort(c_.begin(), c_.begin() + m, Better<I>());
         for (size_t j = 0; j < m; ++j) {
             out_s[j] = c_[j].s;
@@ -400,18 +409,23 @@ public:
 
 private:
     void cut() {
-        thr = kth_largest(c_.data(), c_.size(), static_cast<size_t>(k_)) - slack_;
+        thr = kth_largest(c_.data(), n_, static_cast<size_t>(k_)) - slack_;
         const float bar = thr;
         size_t w = 0;  // keep the entries at or above the bar (at least k), in place
-        for (size_t i = 0; i < c_.size(); ++i) {
+        for (size_t i = 0; i < n_; ++i) {
             c_[w] = c_[i];
             w += c_[i].s >= bar;
         }
-        c_.resize(w);
-        if (2 * c_.size() > cap_) cap_ = 2 * c_.size();  // many near-ties: make room
+        n_ = w;
+        if (2 * n_ > cap_) {  // many near-ties: make room
+            cap_ = 2 * n_;
+            if (c_.size() < cap_) c_.resize(cap_);
+        }
     }
 
+    // c_[0..n_) are the candidates; c_ is kept at least cap_ long until candidates().
     std::vector<Entry<I>> c_;
+    size_t n_ = 0;
     bool final_ = false;  // candidates() was called: no more cuts
     int64_t k_ = 0;
     size_t cap_ = 0;
