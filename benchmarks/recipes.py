@@ -312,7 +312,7 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
         vec = vectors if not lowrank else model[1].label_vectors.detach().numpy()
         sc = _scores(model, Xte, cfg["recipe"], vec)
         rec.update(test_metrics(sc, Yte, counts, len(fit_rows)))
-        if unseen is not None:  # test label sets never seen whole in the fit rows
+        if unseen is not None and len(unseen):  # label sets never seen whole in the fit rows
             rec.update(test_metrics(sc[unseen], Yte[unseen], counts, len(fit_rows),
                                     prefix="test_unseen_"))
         if lowrank:  # decoding without the prior biases
@@ -566,8 +566,10 @@ def _unseen_table(lines: List[str], ds: str, done: dict, directory: str) -> None
     rows = []
     for r in MAIN2:
         lr = tuned_lr(ds, r, directory)
+        if lr is None:
+            continue
         runs_ = [done[k]["records"] for k in (key(config(ds, r, lr, s, unseen=True))
-                                              for s in (0, 1, 2)) if lr and k in done]
+                                              for s in (0, 1, 2)) if k in done]
         if runs_:
             rows.append((r, lr, runs_))
     if not rows:

@@ -47,6 +47,9 @@ def test_recipes(dataset, tmp_path, benchmark):
     grid = recipes.LRS if bench_size() == "full" else recipes.LRS[:1]
     cfgs = [recipes.config(dataset, r, lr) for lr in grid for r in recipes.MAIN] + \
         [recipes.config(dataset, r, lr, **recipes.V2) for lr in grid for r in recipes.MAIN2]
+    if bench_size() != "full":  # the round-3 extras: a later seed, unseen label sets
+        cfgs += [recipes.config(dataset, "bce", grid[0], 3),
+                 recipes.config(dataset, "bce", grid[0], unseen=True)]
     benchmark.pedantic(recipes.run, args=(cfgs[0], data, directory), rounds=1, iterations=1)
     for cfg in cfgs[1:]:
         recipes.run(cfg, data, directory)
@@ -57,6 +60,11 @@ def test_recipes(dataset, tmp_path, benchmark):
             for m in ("p@1", "p@5", "ndcg@5", "map@100", "psp@5"):
                 assert 0.0 <= rec["test_" + m] <= 1.0
             assert rec["elapsed"] > 0
+    if bench_size() != "full":
+        last = recipes.run(cfgs[-1], data, directory)[-1]
+        assert 0.0 <= last["test_unseen_map@100"] <= 1.0
     text = recipes.write_report([dataset], directory)
     assert dataset in text
     assert "Round 2" in text and "lowrank-softmax" in text
+    if bench_size() != "full":
+        assert "Five seeds" in text and "never seen whole" in text
