@@ -228,19 +228,19 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
                 raise ValueError("the PMI matrix has no positive eigenvalue: a dot product "
                                  "cannot represent it (try pmi='ppmi', or a smaller shift)")
             keep = values > POSITIVE_RTOL * top
-            kind = "positive"
+            kind, ref = "positive", "largest"
         else:
             top = float(np.abs(values).max())
             if not top > 0:
                 raise ValueError("the PMI matrix has no nonzero eigenvalue: there is nothing "
                                  "to embed")
             keep = np.abs(values) > POSITIVE_RTOL * top
-            kind = "nonzero"
+            kind, ref = "nonzero", "largest in magnitude"
         d = int(keep.sum())
         if d < dim:
             warnings.warn(
                 f"the PMI matrix has only {d} {kind} eigenvalues among the {dim} largest "
-                f"(the rest are <= {POSITIVE_RTOL:g} x the largest in magnitude): the "
+                f"(the rest are <= {POSITIVE_RTOL:g} x the {ref}): the "
                 f"embedding has {d} dimensions instead of dim={dim}", EmbeddingWarning,
                 stacklevel=2)
         kept = np.abs(values[keep])

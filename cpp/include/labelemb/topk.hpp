@@ -329,6 +329,7 @@ public:
         // place. (Building an Entry and copying it in made the compiler store the two
         // halves on the stack and reload them as one word, a store-forwarding stall on
         // every offer.)
+        if (n_ >= c_.size()) c_.resize(std::max(cap_, 2 * n_ + 1));  // only after candidates()
         Entry<I>& e = c_[n_++];
         e.s = s;
         e.id = id;
