@@ -20,6 +20,8 @@ Usage (one torch thread per process)::
     python benchmarks/recipes.py seeds5 openclipart      # seeds 3, 4 (no dropout) of all seven
     python benchmarks/recipes.py ablate2 debtags         # eigenvalue power, which="LM"
     python benchmarks/recipes.py unseen debtags          # + test label sets never seen whole
+    python benchmarks/recipes.py augment openclipart     # flips and shifts, 12 epochs, lr grid
+    python benchmarks/recipes.py seeds6 openclipart      # ... and its seeds 1, 2
     python benchmarks/recipes.py baselines               # TF-IDF 10-NN and popularity (debtags)
     python benchmarks/recipes.py report                  # tables (markdown) and the plots
 """
@@ -47,6 +49,10 @@ MAIN = ("bce", "paper", "lowrank")
 V2 = {"dropout": 0.5}
 NEW_OBJECTIVES = ("softmax", "lowrank-softmax", "hybrid", "lowrank-hybrid")
 MAIN2 = ("bce", "paper", "lowrank") + NEW_OBJECTIVES
+# Images with augmentation (random flips and shifts of each training batch) and twice the
+# epochs: without it the small CNN overfits the training icon sets after 3-4 epochs.
+V4 = {"augment": True, "epochs": 12}
+MAIN4 = ("bce", "paper", "lowrank", "hybrid", "lowrank-hybrid")
 TAIL = 20  # a label is "tail" when seen fewer than this many times in training
 VALID_FRACTION = 0.15
 # Per dataset: epochs, batch size, embedding dimension (the same for every recipe).
@@ -125,8 +131,10 @@ def load(dataset: str) -> dict:
         X = _lsa_features(d.texts, tr, n_comp, cache, np.concatenate([tr, te]) if tiny else None)
         Y = d.labels.tocsr()
 
-        def backbone(dropout=0.0):
+        def backbone(dropout=0.0, augment=False):
             from labelemb.torch import mlp
+            if augment:
+                raise ValueError("augment applies to images (openclipart) only")
             return mlp(n_comp, [512], dropout=dropout), 512
     elif dataset == "openclipart":
         from labelemb.datasets import load_openclipart
@@ -140,9 +148,9 @@ def load(dataset: str) -> dict:
         fit_rows, val_rows = _group_valid(np.asarray(d.groups), tr)
         X, Y = d.images, d.labels.tocsr()
 
-        def backbone(dropout=0.0):
+        def backbone(dropout=0.0, augment=False):
             from labelemb.demo import small_cnn
-            return small_cnn(16, 256, dropout=dropout), 256
+            return small_cnn(16, 256, dropout=dropout, augment=augment), 256
     else:
         raise ValueError(f"dataset must be 'debtags' or 'openclipart', got {dataset!r}")
     return {"X": X, "Y": Y, "fit": fit_rows, "val": val_rows, "test": te,
@@ -218,7 +226,7 @@ def config(dataset: str, recipe: str, lr: float, seed: int = 0, *, pmi: str = "p
            learn_vectors: bool = True, frac: float = 1.0, epochs: Optional[int] = None,
            schedule: str = "constant", weight_decay: float = 0.0,
            residual: bool = False, dropout: float = 0.0, power: float = 0.5,
-           which: str = "LA", unseen: bool = False) -> dict:
+           which: str = "LA", unseen: bool = False, augment: bool = False) -> dict:
     s = settings(dataset)
     extra = {}  # non-default training options only, so earlier runs keep their cache keys
     if schedule != "constant":
@@ -233,6 +241,8 @@ def config(dataset: str, recipe: str, lr: float, seed: int = 0, *, pmi: str = "p
         extra["power"] = float(power)
     if which != "LA":
         extra["which"] = which
+    if augment:  # random flips and shifts of the training images
+        extra["augment"] = True
     if unseen:  # also report the test rows whose label set the fit rows never had
         extra["unseen"] = True
     return {**extra, "dataset": dataset, "recipe": recipe, "lr": float(lr), "seed": int(seed),
@@ -293,7 +303,7 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
         vectors = rng.standard_normal(vectors.shape).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     torch.manual_seed(cfg["seed"])
-    net, width = data["backbone"](cfg.get("dropout", 0.0))
+    net, width = data["backbone"](cfg.get("dropout", 0.0), cfg.get("augment", False))
     kw = {}
     lowrank = cfg["recipe"].startswith("lowrank")
     if lowrank:
@@ -394,6 +404,11 @@ def plan(what: str, dataset: str, directory: str = RESULTS) -> List[dict]:
     if what == "seeds3":  # seeds 1, 2 of explore2's recipes at their tuned lr
         lr = {r: tuned_lr(dataset, r, directory) for r in NEW_OBJECTIVES}
         return [config(dataset, r, lr[r], s) for s in (1, 2) for r in NEW_OBJECTIVES if lr[r]]
+    if what == "augment":  # openclipart: lr grid of MAIN4 with augmentation, 12 epochs
+        return [config(dataset, r, lr, **V4) for lr in LRS for r in MAIN4]
+    if what == "seeds6":  # seeds 1, 2 of the augment plan at the tuned lr
+        lr = {r: tuned_lr(dataset, r, directory, **V4) for r in MAIN4}
+        return [config(dataset, r, lr[r], s, **V4) for s in (1, 2) for r in MAIN4 if lr[r]]
     if what == "seeds5":  # seeds 3, 4 of every recipe without dropout, at its tuned lr
         lr = {r: tuned_lr(dataset, r, directory) for r in MAIN2}
         return [config(dataset, r, lr[r], s) for s in (3, 4) for r in MAIN2 if lr[r]]
@@ -424,7 +439,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("what", choices=["tune", "seeds", "ablate", "explore", "explore2", "seeds3",
-                                     "tune2", "seeds2", "seeds5", "ablate2", "unseen", "baselines",
+                                     "tune2", "seeds2", "seeds5", "ablate2", "unseen", "augment",
+                                     "seeds6", "baselines",
                                      "report"])
     p.add_argument("datasets", nargs="*", default=["debtags", "openclipart"])
     p.add_argument("--only", default=None, help="run only configs whose recipe is this")
@@ -640,11 +656,16 @@ def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) 
                         ("-" if diff is None or r == "bce" else
                          f"{int((diff > 0).sum())} of {len(v)}") + " |")
         _unseen_table(lines, ds, done, directory)
+        if any(key(config(ds, r, g, 0, **V4)) in done for r in MAIN4 for g in LRS):
+            lines.append("\n#### Images with augmentation (random flips and shifts), "
+                         "12 epochs\n")
+            _comparison(lines, ds, done, MAIN4, V4, directory)
         # ablations: every other seed-0 run
         main_keys = {key(config(ds, r, g, s)) for r in MAIN for g in LRS for s in (0, 1, 2)} | \
             {key(config(ds, r, g, s, **V2)) for r in MAIN2 for g in LRS for s in (0, 1, 2)} | \
             {key(config(ds, r, g, s)) for r in MAIN2 for g in LRS for s in range(5)} | \
-            {key(config(ds, r, g, s, unseen=True)) for r in MAIN2 for g in LRS for s in range(5)}
+            {key(config(ds, r, g, s, unseen=True)) for r in MAIN2 for g in LRS for s in range(5)} | \
+            {key(config(ds, r, g, s, **V4)) for r in MAIN4 for g in LRS for s in range(3)}
         abl = [v for k, v in done.items() if k not in main_keys]
         ref = [done[key(config(ds, r, lrs[r]))] for r in MAIN if lrs[r] is not None]
         if abl:

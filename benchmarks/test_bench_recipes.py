@@ -50,6 +50,8 @@ def test_recipes(dataset, tmp_path, benchmark):
     if bench_size() != "full":  # the round-3 extras: a later seed, unseen label sets
         cfgs += [recipes.config(dataset, "bce", grid[0], 3),
                  recipes.config(dataset, "bce", grid[0], unseen=True)]
+        if dataset == "openclipart":  # training images flipped and shifted
+            cfgs.insert(-1, recipes.config(dataset, "bce", grid[0], **recipes.V4))
     benchmark.pedantic(recipes.run, args=(cfgs[0], data, directory), rounds=1, iterations=1)
     for cfg in cfgs[1:]:
         recipes.run(cfg, data, directory)
@@ -68,3 +70,4 @@ def test_recipes(dataset, tmp_path, benchmark):
     assert "Round 2" in text and "lowrank-softmax" in text
     if bench_size() != "full":
         assert "Five seeds" in text and "never seen whole" in text
+        assert ("with augmentation" in text) == (dataset == "openclipart")
