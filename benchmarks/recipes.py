@@ -664,7 +664,8 @@ def write_report(datasets=("debtags", "openclipart"), directory: str = RESULTS) 
         main_keys = {key(config(ds, r, g, s)) for r in MAIN for g in LRS for s in (0, 1, 2)} | \
             {key(config(ds, r, g, s, **V2)) for r in MAIN2 for g in LRS for s in (0, 1, 2)} | \
             {key(config(ds, r, g, s)) for r in MAIN2 for g in LRS for s in range(5)} | \
-            {key(config(ds, r, g, s, unseen=True)) for r in MAIN2 for g in LRS for s in range(5)} | \
+            {key(config(ds, r, g, s, unseen=True))
+             for r in MAIN2 for g in LRS for s in range(5)} | \
             {key(config(ds, r, g, s, **V4)) for r in MAIN4 for g in LRS for s in range(3)}
         abl = [v for k, v in done.items() if k not in main_keys]
         ref = [done[key(config(ds, r, lrs[r]))] for r in MAIN if lrs[r] is not None]
