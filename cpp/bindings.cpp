@@ -113,6 +113,7 @@ py::dict config() {
 #endif
     d["openmp"] = openmp_enabled();
     d["max_threads"] = max_threads();
+    d["thread_limit"] = thread_limit();
     auto& t = blas_table();
     d["blas_registered"] = t.sgemm != nullptr;
     d["blas_thread_control"] = t.set_threads_local != nullptr;
@@ -531,6 +532,7 @@ py::dict eigh_dense(const carray<T>& a, int64_t k, int64_t oversample, int n_ite
     LABELEMB_CHECK(a.shape(1) == n, "A must be square, got " << n << " x " << a.shape(1));
     EighParams prm = eigh_params(n, k, oversample, n_iter, largest_algebraic, seed);
     check_eigh_outputs(out_values, out_vectors, n, k);
+    const int nt = resolve_threads(num_threads);
     const T* ap = cptr(a);
     double* ov = mptr(out_values);
     float* ovec = mptr(out_vectors);
@@ -538,7 +540,7 @@ py::dict eigh_dense(const carray<T>& a, int64_t k, int64_t oversample, int n_ite
     SigintGuard sigint;
     {
         py::gil_scoped_release release;
-        randomized_eigh_dense<T>(ap, n, prm, ov, ovec, num_threads, &stats);
+        randomized_eigh_dense<T>(ap, n, prm, ov, ovec, nt, &stats);
     }
     return eigh_stats(stats);
 }
@@ -609,6 +611,8 @@ PYBIND11_MODULE(_core, m) {
     });
     m.def("_set_blas", &set_blas, py::arg("pointers"));
     m.def("config", &config);
+    m.def("thread_limit", &thread_limit,
+          "The largest num_threads a kernel accepts (4 x the cores, at least 64).");
 
     m.def("cooccurrence", &cooccurrence<int32_t>, py::arg("indptr").noconvert(),
           py::arg("indices").noconvert(), py::arg("n_labels"), py::arg("num_threads") = 0);

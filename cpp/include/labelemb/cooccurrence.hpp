@@ -116,12 +116,14 @@ void cooccurrence_row_sizes(int64_t L, const I* indices,
                             const int64_t* col_ptr, const S* col_ends, int64_t* row_nnz,
                             int num_threads) {
     int nt = resolve_threads(num_threads);
+    ExceptionGuard guard;
 #pragma omp parallel num_threads(nt)
     {
-        std::vector<int64_t> mark(static_cast<size_t>(L), -1);  // last label that saw j
+        std::vector<int64_t> mark;  // last label that saw j
+        guard.run([&] { mark.assign(static_cast<size_t>(L), -1); });
 #pragma omp for schedule(dynamic, 8)
         for (int64_t i = 0; i < L; ++i) {
-            if (interrupted()) continue;
+            if (guard.failed() || interrupted()) continue;
             int64_t cnt = 0;
             for (int64_t q = col_ptr[i]; q < col_ptr[i + 1]; ++q) {
                 // Rows are canonical and contain i, so the scan stops at i.
@@ -137,6 +139,7 @@ void cooccurrence_row_sizes(int64_t L, const I* indices,
             row_nnz[i] = cnt;
         }
     }
+    guard.rethrow();
     check_interrupt();
 }
 
@@ -147,14 +150,18 @@ void cooccurrence_fill(int64_t L, const I* indices, const int64_t* col_ptr,
                        const S* col_ends, const int64_t* out_indptr, J* out_indices,
                        int64_t* out_counts, int num_threads) {
     int nt = resolve_threads(num_threads);
+    ExceptionGuard guard;
 #pragma omp parallel num_threads(nt)
     {
-        std::vector<int64_t> acc(static_cast<size_t>(L), 0);
+        std::vector<int64_t> acc;
         std::vector<J> touched;
+        guard.run([&] { acc.assign(static_cast<size_t>(L), 0); });
 #pragma omp for schedule(dynamic, 8)
         for (int64_t i = 0; i < L; ++i) {
             int64_t m = out_indptr[i + 1] - out_indptr[i];
-            if (m == 0 || interrupted()) continue;
+            if (m == 0 || guard.failed() || interrupted()) continue;
+            guard.run([&] { touched.reserve(static_cast<size_t>(m)); });
+            if (guard.failed()) continue;
             touched.clear();
             for (int64_t q = col_ptr[i]; q < col_ptr[i + 1]; ++q) {
                 // Rows are canonical and contain i, so the scan stops at i.
@@ -188,6 +195,7 @@ void cooccurrence_fill(int64_t L, const I* indices, const int64_t* col_ptr,
             }
         }
     }
+    guard.rethrow();
 }
 
 }  // namespace labelemb
@@ -323,37 +331,42 @@ template <class J>
 void sum_rows_sizes(int64_t L, const std::vector<CsrView<J>>& parts, int64_t* row_nnz,
                     int num_threads) {
     int nt = resolve_threads(num_threads);
+    ExceptionGuard guard;
 #pragma omp parallel num_threads(nt)
     {
         std::vector<int64_t> mark;
         RowMerger<J> merger;
 #pragma omp for schedule(dynamic, 64)
         for (int64_t i = 0; i < L; ++i) {
-            if (row_is_canonical(parts, i)) {
-                const J* oi;
-                const uint64_t* ov;
-                row_nnz[i] = merger.merge(parts, i, &oi, &ov);
-                continue;
-            }
-            if (mark.empty()) mark.assign(static_cast<size_t>(L), -1);
-            int64_t cnt = 0;
-            for (const auto& p : parts)
-                for (int64_t q = p.indptr[i]; q < p.indptr[i + 1]; ++q) {
-                    int64_t j = static_cast<int64_t>(p.indices[q]);
-                    if (mark[j] != i) {
-                        mark[j] = i;
-                        ++cnt;
-                    }
+            guard.run([&] {
+                if (row_is_canonical(parts, i)) {
+                    const J* oi;
+                    const uint64_t* ov;
+                    row_nnz[i] = merger.merge(parts, i, &oi, &ov);
+                    return;
                 }
-            row_nnz[i] = cnt;
+                if (mark.empty()) mark.assign(static_cast<size_t>(L), -1);
+                int64_t cnt = 0;
+                for (const auto& p : parts)
+                    for (int64_t q = p.indptr[i]; q < p.indptr[i + 1]; ++q) {
+                        int64_t j = static_cast<int64_t>(p.indices[q]);
+                        if (mark[j] != i) {
+                            mark[j] = i;
+                            ++cnt;
+                        }
+                    }
+                row_nnz[i] = cnt;
+            });
         }
     }
+    guard.rethrow();
 }
 
 template <class J>
 void sum_rows_fill(int64_t L, const std::vector<CsrView<J>>& parts, const int64_t* out_indptr,
                    J* out_indices, int64_t* out_data, int num_threads) {
     int nt = resolve_threads(num_threads);
+    ExceptionGuard guard;
 #pragma omp parallel num_threads(nt)
     {
         std::vector<uint64_t> acc;
@@ -362,46 +375,49 @@ void sum_rows_fill(int64_t L, const std::vector<CsrView<J>>& parts, const int64_
         RowMerger<J> merger;
 #pragma omp for schedule(dynamic, 64)
         for (int64_t i = 0; i < L; ++i) {
-            const int64_t room = out_indptr[i + 1] - out_indptr[i];
-            int64_t w = out_indptr[i];
-            if (row_is_canonical(parts, i)) {
-                const J* oi;
-                const uint64_t* ov;
-                const int64_t m = std::min(room, merger.merge(parts, i, &oi, &ov));
-                for (int64_t q = 0; q < m; ++q, ++w) {
-                    out_indices[w] = oi[q];
-                    out_data[w] = static_cast<int64_t>(ov[q]);
-                }
-                continue;
-            }
-            if (mark.empty()) {
-                acc.assign(static_cast<size_t>(L), 0);
-                mark.assign(static_cast<size_t>(L), -1);
-            }
-            touched.clear();
-            for (const auto& p : parts)
-                for (int64_t q = p.indptr[i]; q < p.indptr[i + 1]; ++q) {
-                    J j = p.indices[q];
-                    const size_t u = static_cast<size_t>(j);
-                    if (mark[u] != i) {
-                        mark[u] = i;
-                        touched.push_back(j);
+            guard.run([&] {
+                const int64_t room = out_indptr[i + 1] - out_indptr[i];
+                int64_t w = out_indptr[i];
+                if (row_is_canonical(parts, i)) {
+                    const J* oi;
+                    const uint64_t* ov;
+                    const int64_t m = std::min(room, merger.merge(parts, i, &oi, &ov));
+                    for (int64_t q = 0; q < m; ++q, ++w) {
+                        out_indices[w] = oi[q];
+                        out_data[w] = static_cast<int64_t>(ov[q]);
                     }
-                    acc[u] += static_cast<uint64_t>(p.data[q]);
+                    return;
                 }
-            std::sort(touched.begin(), touched.end());
-            const int64_t m = std::min<int64_t>(room, static_cast<int64_t>(touched.size()));
-            for (int64_t t = 0; t < static_cast<int64_t>(touched.size()); ++t) {
-                const size_t u = static_cast<size_t>(touched[t]);
-                if (t < m) {
-                    out_indices[w] = touched[t];
-                    out_data[w] = static_cast<int64_t>(acc[u]);
-                    ++w;
+                if (mark.empty()) {
+                    acc.assign(static_cast<size_t>(L), 0);
+                    mark.assign(static_cast<size_t>(L), -1);
                 }
-                acc[u] = 0;
-            }
+                touched.clear();
+                for (const auto& p : parts)
+                    for (int64_t q = p.indptr[i]; q < p.indptr[i + 1]; ++q) {
+                        J j = p.indices[q];
+                        const size_t u = static_cast<size_t>(j);
+                        if (mark[u] != i) {
+                            mark[u] = i;
+                            touched.push_back(j);
+                        }
+                        acc[u] += static_cast<uint64_t>(p.data[q]);
+                    }
+                std::sort(touched.begin(), touched.end());
+                const int64_t m = std::min<int64_t>(room, static_cast<int64_t>(touched.size()));
+                for (int64_t t = 0; t < static_cast<int64_t>(touched.size()); ++t) {
+                    const size_t u = static_cast<size_t>(touched[t]);
+                    if (t < m) {
+                        out_indices[w] = touched[t];
+                        out_data[w] = static_cast<int64_t>(acc[u]);
+                        ++w;
+                    }
+                    acc[u] = 0;
+                }
+            });
         }
     }
+    guard.rethrow();
 }
 
 }  // namespace labelemb
