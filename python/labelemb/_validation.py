@@ -148,5 +148,10 @@ def check_path(value, name: str, *, exists: bool = False) -> str:
 
 
 def check_threads(num_threads, name: str = "num_threads") -> int:
-    """A thread count: an ``int >= 0``, where 0 means all cores."""
-    return check_int(num_threads, name, lo=0, hint=" (0 = all cores)")
+    """A thread count: an ``int`` in ``[0, limit]``, where 0 means all cores and the limit
+    is the kernels' own (``labelemb._core.thread_limit()``: 4 x the cores, at least 64), so
+    that a huge count fails here, before any work, with the same bound."""
+    from . import _core
+
+    return check_int(num_threads, name, lo=0, hi=_core.thread_limit(),
+                     hint=" (0 = all cores; at most 4 x the cores, or 64)")
