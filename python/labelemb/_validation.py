@@ -32,7 +32,7 @@ import numbers
 import os
 from typing import Collection, Optional
 
-__all__ = ["check_bool", "check_choice", "check_float", "check_int", "check_path",
+__all__ = ["check_bool", "check_choice", "check_float", "check_int", "check_k", "check_path",
            "check_threads"]
 
 
@@ -145,6 +145,12 @@ def check_path(value, name: str, *, exists: bool = False) -> str:
     if exists and not os.path.exists(path):
         raise ValueError(f"{name}: {path} does not exist")
     return path
+
+
+def check_k(k, n: Optional[int] = None, of: str = "") -> int:
+    """A number of top results ``k``: an int in ``[1, n]``, where ``n`` (described by ``of``,
+    e.g. ``"the number of labels"``) is how many there are to rank."""
+    return check_int(k, "k", lo=1, hi=n, hint=f" ({of})" if of and n is not None else "")
 
 
 def check_threads(num_threads, name: str = "num_threads") -> int:
