@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 from typing import Optional, Sequence
 
@@ -11,6 +10,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._labels import iter_batches
+from ._validation import check_float, check_threads
 
 
 class Cooccurrence:
@@ -184,14 +184,6 @@ def combine(*parts: Cooccurrence, num_threads: int = 0) -> Cooccurrence:
     return sum_counts(aligned, num_threads)
 
 
-def _check_threads(num_threads) -> int:
-    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
-        raise TypeError(f"num_threads must be an int (0 = all cores), got {num_threads!r}")
-    if num_threads < 0:
-        raise ValueError(f"num_threads must be >= 0 (0 = all cores), got {num_threads}")
-    return int(num_threads)
-
-
 # Streamed chunks are buffered up to this many label entries (about 128 MB of int32 ids)
 # and counted in one call: one count of a big batch is much cheaper than summing the
 # counts of many small ones.
@@ -293,12 +285,12 @@ def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0
     >>> int(c.full()[0, 3])  # beach and sky together
     2
     """
-    num_threads = _check_threads(num_threads)
+    num_threads = check_threads(num_threads)
     if isinstance(labels, Cooccurrence):
         return labels
-    if max_memory is not None and (isinstance(max_memory, bool) or not
-                                   isinstance(max_memory, numbers.Real) or max_memory <= 0):
-        raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory!r}")
+    if max_memory is not None:
+        max_memory = check_float(max_memory, "max_memory", lo=0.0, lo_open=True,
+                                 hint=" (bytes)")
     budget = int(max_memory) if max_memory is not None else int(0.8 * available_memory())
     buffer_entries = min(_BUFFER_ENTRIES, budget // 64)  # 1/16 of the budget, in int32 ids
     total: Optional[Cooccurrence] = None
