@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Tuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from .cooccurrence import _check_threads
+from ._validation import check_choice, check_int, check_threads
 
 WHICH = ("LA", "LM")
 # A is symmetric "within tolerance" when max |A - A^T| <= SYMMETRY_RTOL * max |A|.
 SYMMETRY_RTOL = 1e-5
-
-
-def _check_int(value, name: str, low: int, high=None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bounds}, got {value}")
-    return value
 
 
 def _as_symmetric_csr(A, num_threads: int):
@@ -135,12 +124,11 @@ def randomized_eigh(A, k: int, *, which: str = "LA", n_iter: int = 4, oversample
     >>> bool(np.allclose(w, np.linalg.eigvalsh(A.toarray())[::-1][:5], rtol=1e-5))
     True
     """
-    if which not in WHICH:
-        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
-    n_iter = _check_int(n_iter, "n_iter", 0, 10_000)
-    oversample = _check_int(oversample, "oversample", 0)
-    seed = _check_int(seed, "seed", 0, 2**64 - 1)
-    num_threads = _check_threads(num_threads)
+    check_choice(which, "which", WHICH)
+    n_iter = check_int(n_iter, "n_iter", lo=0, hi=10_000)
+    oversample = check_int(oversample, "oversample", lo=0)
+    seed = check_int(seed, "seed", lo=0, hi=2**64 - 1)
+    num_threads = check_threads(num_threads)
     if sp.issparse(A):
         csr = _as_symmetric_csr(A, num_threads)
         dense = None
@@ -153,7 +141,7 @@ def randomized_eigh(A, k: int, *, which: str = "LA", n_iter: int = 4, oversample
     n = A.shape[0]
     if n < 2:
         raise ValueError(f"A must be at least 2 x 2, got {n} x {n}")
-    k = _check_int(k, "k", 1)
+    k = check_int(k, "k", lo=1)
     if k >= n:
         raise ValueError(f"k must be smaller than the size of A ({n}), got k={k}; for all "
                          "eigenpairs use numpy.linalg.eigh")
