@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from .cooccurrence import Cooccurrence, _check_threads, cooccurrence
+from ._validation import check_choice, check_float, check_int, check_threads
+from .cooccurrence import Cooccurrence, cooccurrence
 
 PMI_KINDS = ("ppmi", "pmi")
 DIAGONALS = ("self", "zero")
@@ -68,17 +67,12 @@ def pmi_matrix(counts, *, kind: str = "ppmi", shift: float = 0.0, alpha: float =
     scipy.sparse.csr_matrix of float32, shape (L, L)
         Symmetric, sorted indices. Labels never seen give empty rows.
     """
-    if kind not in PMI_KINDS:
-        raise ValueError(f"kind must be one of {PMI_KINDS}, got {kind!r}")
-    if diagonal not in DIAGONALS:
-        raise ValueError(f"diagonal must be one of {DIAGONALS}, got {diagonal!r}")
-    if not isinstance(shift, numbers.Real) or not np.isfinite(shift) or shift < 0:
-        raise ValueError(f"shift must be a finite number >= 0 (log of k), got {shift!r}")
-    if not isinstance(alpha, numbers.Real) or not (0 < alpha <= 1):
-        raise ValueError(f"alpha must be in (0, 1] (0.75 is usual), got {alpha!r}")
-    if isinstance(min_count, bool) or not isinstance(min_count, numbers.Integral) or min_count < 1:
-        raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
-    num_threads = _check_threads(num_threads)
+    check_choice(kind, "kind", PMI_KINDS)
+    check_choice(diagonal, "diagonal", DIAGONALS)
+    shift = check_float(shift, "shift", lo=0.0, hint=" (log of k)")
+    alpha = check_float(alpha, "alpha", lo=0.0, hi=1.0, lo_open=True, hint=" (0.75 is usual)")
+    min_count = check_int(min_count, "min_count", lo=1)
+    num_threads = check_threads(num_threads)
     if not isinstance(counts, Cooccurrence):
         counts = cooccurrence(counts, num_threads=num_threads)
     L = counts.n_labels
