@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from .cooccurrence import _check_threads
+from ._validation import check_float, check_int, check_k, check_threads
 
 _INT32_MAX = np.iinfo(np.int32).max
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -76,15 +76,6 @@ def _check_scale(q_norm: float, v_norm: float) -> None:
             f"queries and vectors are too large (row norms up to {q_norm:.3g} and {v_norm:.3g}):"
             " their scores would overflow float32; rescale them (for example normalise rows)"
         )
-
-
-def _check_k(k, L: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    k = int(k)
-    if not 1 <= k <= L:
-        raise ValueError(f"k must be in [1, {L}] (the number of labels), got {k}")
-    return k
 
 
 def _check_exclude(exclude, n: int, L: int) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
@@ -196,12 +187,12 @@ def topk(queries, vectors, k: int, *, exclude=None, num_threads: int = 0,
         raise TypeError("vectors is required (an (L, d) array or a TopkIndex)")
     if _is_tensor(queries) or _is_tensor(vectors):
         return _torch_topk(queries, vectors, k, exclude=exclude)
-    num_threads = _check_threads(num_threads)
+    num_threads = check_threads(num_threads)
     v, v_norm = _check_matrix(vectors, "vectors")
     L, d = v.shape
     if d == 0:
         raise ValueError("vectors must have at least one column")
-    k = _check_k(k, L)
+    k = check_k(k, L, "the number of labels")
     q, q_norm = _check_matrix(queries, "queries")
     if q.shape[1] != d:
         raise ValueError(f"queries have {q.shape[1]} columns but vectors have {d}; both must "
@@ -245,12 +236,10 @@ def threshold(queries, vectors, min_score: float, *, num_threads: int = 0) -> sp
     >>> m.indices.tolist()
     [1, 2]
     """
-    if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) \
-            or not np.isfinite(min_score):
-        raise ValueError(f"min_score must be a finite number, got {min_score!r}")
+    min_score = check_float(min_score, "min_score")
     if _is_tensor(queries) or _is_tensor(vectors):
         return _torch_threshold(queries, vectors, float(min_score))
-    num_threads = _check_threads(num_threads)
+    num_threads = check_threads(num_threads)
     v, v_norm = _check_matrix(vectors, "vectors")
     L, d = v.shape
     if d == 0:
@@ -331,12 +320,9 @@ class TopkIndex:
             raise ValueError(f"vectors must have at least one row and one column, got {v.shape}")
         if n_clusters is None:
             n_clusters = max(1, int(round(L / 40)))
-        if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral) \
-                or not 1 <= n_clusters <= L:
-            raise ValueError(f"n_clusters must be an int in [1, {L}], got {n_clusters!r}")
-        if isinstance(n_iter, bool) or not isinstance(n_iter, numbers.Integral) or n_iter < 0:
-            raise ValueError(f"n_iter must be an int >= 0, got {n_iter!r}")
-        self.num_threads = _check_threads(num_threads)
+        n_clusters = check_int(n_clusters, "n_clusters", lo=1, hi=L)
+        n_iter = check_int(n_iter, "n_iter", lo=0)
+        self.num_threads = check_threads(num_threads)
         self.vectors = v
         self._v_norm = v_norm
         assign, centres = _kmeans(v, int(n_clusters), int(n_iter), seed)
@@ -379,9 +365,9 @@ class TopkIndex:
             num_threads = self.num_threads
         if _is_tensor(queries):
             return _torch_topk(queries, self.vectors, k, exclude=exclude)
-        num_threads = _check_threads(num_threads)
+        num_threads = check_threads(num_threads)
         L, d = self.vectors.shape
-        k = _check_k(k, L)
+        k = check_k(k, L, "the number of labels")
         q, q_norm = _check_matrix(queries, "queries")
         if q.shape[1] != d:
             raise ValueError(f"queries have {q.shape[1]} columns but the index's vectors have "
@@ -509,7 +495,7 @@ def _torch_topk(queries, vectors, k, *, exclude=None, query_block: int = 4096,
     torch, q, v = _torch_inputs(queries, vectors)
     n, L = q.shape[0], v.shape[0]
     d = q.shape[1]
-    k = _check_k(k, L)
+    k = check_k(k, L, "the number of labels")
     ex_indptr, ex_indices = _check_exclude(exclude, n, L)
     device = q.device
     if ex_indptr is not None:
