@@ -40,6 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._labels import _one_batch
+from ._validation import check_choice, check_float, check_k
 
 __all__ = [
     "coverage_at_k",
@@ -100,19 +101,7 @@ def _as_truth(true_labels, n: int, n_labels) -> sp.csr_matrix:
     return Y
 
 
-def _check_k(k, K: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    k = int(k)
-    if not 1 <= k <= K:
-        raise ValueError(f"k must be in [1, {K}] (the columns of indices), got {k}")
-    return k
-
-
-def _check_empty(empty: str) -> str:
-    if empty not in EMPTY:
-        raise ValueError(f"empty must be one of {EMPTY}, got {empty!r}")
-    return empty
+_K_OF = "the columns of indices"  # what k is bounded by, in messages
 
 
 class _Ranked:
@@ -214,11 +203,9 @@ def propensity(label_counts, n_train: int, *, A: float = 0.55, B: float = 1.5) -
     c = c.astype(np.float64)
     if not np.isfinite(c).all() or (c < 0).any():
         raise ValueError("label_counts must be finite and >= 0")
-    if isinstance(n_train, bool) or not isinstance(n_train, numbers.Real) or not n_train >= 3:
-        raise ValueError(f"n_train must be a number of training samples >= 3, got {n_train!r}")
-    for name, x in (("A", A), ("B", B)):
-        if isinstance(x, bool) or not isinstance(x, numbers.Real) or not np.isfinite(x) or x <= 0:
-            raise ValueError(f"{name} must be a finite number > 0, got {x!r}")
+    n_train = check_float(n_train, "n_train", lo=3, hint=" (training samples)")
+    A = check_float(A, "A", lo=0.0, lo_open=True)
+    B = check_float(B, "B", lo=0.0, lo_open=True)
     C = (np.log(n_train) - 1.0) * (B + 1.0) ** A
     return 1.0 / (1.0 + C * (c + B) ** (-A))
 
@@ -250,7 +237,7 @@ def precision_at_k(indices, true_labels, k: int, *, n_labels: Optional[int] = No
     0.5
     """
     r = _Ranked(indices, true_labels, n_labels)
-    return r.precision(_check_k(k, r.K), _check_empty(empty))
+    return r.precision(check_k(k, r.K, _K_OF), check_choice(empty, "empty", EMPTY))
 
 
 def recall_at_k(indices, true_labels, k: int, *, n_labels: Optional[int] = None,
@@ -266,7 +253,7 @@ def recall_at_k(indices, true_labels, k: int, *, n_labels: Optional[int] = None,
     0.5
     """
     r = _Ranked(indices, true_labels, n_labels)
-    return r.recall(_check_k(k, r.K), _check_empty(empty))
+    return r.recall(check_k(k, r.K, _K_OF), check_choice(empty, "empty", EMPTY))
 
 
 def ndcg_at_k(indices, true_labels, k: int, *, n_labels: Optional[int] = None,
@@ -285,7 +272,7 @@ def ndcg_at_k(indices, true_labels, k: int, *, n_labels: Optional[int] = None,
     0.6309
     """
     r = _Ranked(indices, true_labels, n_labels)
-    return r.ndcg(_check_k(k, r.K), _check_empty(empty))
+    return r.ndcg(check_k(k, r.K, _K_OF), check_choice(empty, "empty", EMPTY))
 
 
 def map_at_k(indices, true_labels, k: int, *, n_labels: Optional[int] = None,
@@ -304,7 +291,7 @@ def map_at_k(indices, true_labels, k: int, *, n_labels: Optional[int] = None,
     0.5833333333333333
     """
     r = _Ranked(indices, true_labels, n_labels)
-    return r.average_precision(_check_k(k, r.K), _check_empty(empty))
+    return r.average_precision(check_k(k, r.K, _K_OF), check_choice(empty, "empty", EMPTY))
 
 
 def psp_at_k(indices, true_labels, k: int, label_counts, n_train: int, *, A: float = 0.55,
@@ -339,7 +326,8 @@ def psp_at_k(indices, true_labels, k: int, label_counts, n_train: int, *, A: flo
     """
     r = _Ranked(indices, true_labels, n_labels)
     inv_p = 1.0 / propensity(label_counts, n_train, A=A, B=B)
-    return r.psp(_check_k(k, r.K), inv_p, bool(normalize), _check_empty(empty))
+    return r.psp(check_k(k, r.K, _K_OF), inv_p, bool(normalize),
+                 check_choice(empty, "empty", EMPTY))
 
 
 def coverage_at_k(indices, true_labels, k: int, *, n_labels: Optional[int] = None) -> float:
@@ -353,7 +341,7 @@ def coverage_at_k(indices, true_labels, k: int, *, n_labels: Optional[int] = Non
     0.5
     """
     r = _Ranked(indices, true_labels, n_labels)
-    return r.coverage(_check_k(k, r.K))
+    return r.coverage(check_k(k, r.K, _K_OF))
 
 
 def report(indices, true_labels, ks: Sequence[int] = (1, 3, 5), *, label_counts=None,
@@ -373,10 +361,10 @@ def report(indices, true_labels, ks: Sequence[int] = (1, 3, 5), *, label_counts=
     0.3333333333333333
     """
     r = _Ranked(indices, true_labels, n_labels)
-    empty = _check_empty(empty)
+    empty = check_choice(empty, "empty", EMPTY)
     if isinstance(ks, numbers.Integral):
         ks = [ks]
-    ks = [_check_k(k, r.K) for k in ks]
+    ks = [check_k(k, r.K, _K_OF) for k in ks]
     inv_p = None
     if (label_counts is None) != (n_train is None):
         raise ValueError("pass both label_counts and n_train for psp@k, or neither")
