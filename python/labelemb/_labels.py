@@ -21,6 +21,8 @@ from typing import Optional
 import numpy as np
 import scipy.sparse as sp
 
+from ._validation import check_int
+
 _INT32_MAX = np.iinfo(np.int32).max
 
 
@@ -50,9 +52,7 @@ def _index_dtype(n_labels: int):
 def _check_n_labels(n_labels, largest: int, name: str) -> int:
     if n_labels is None:
         return largest
-    if isinstance(n_labels, bool) or not isinstance(n_labels, numbers.Integral):
-        raise TypeError(f"n_labels must be an int, got {type(n_labels).__name__}")
-    n_labels = int(n_labels)
+    n_labels = check_int(n_labels, "n_labels")
     if n_labels < largest:
         raise ValueError(
             f"n_labels={n_labels} is smaller than the label space of {name} ({largest} labels, "
