@@ -182,7 +182,7 @@ def test_progress_without_tqdm(monkeypatch, capsys):
     ({"dim": 2.5}, TypeError, "dim"),
     ({"pmi": "npmi"}, ValueError, "pmi"),
     ({"shift": -1.0}, ValueError, "shift"),
-    ({"shift": float("nan")}, TypeError, "shift"),
+    ({"shift": float("nan")}, ValueError, "shift"),
     ({"alpha": 0.0}, ValueError, "alpha"),
     ({"alpha": 1.5}, ValueError, "alpha"),
     ({"min_count": 0}, ValueError, "min_count"),

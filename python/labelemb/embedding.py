@@ -36,9 +36,10 @@ import scipy.sparse as sp
 
 from ._io import atomic_write
 from ._labels import to_batch
+from ._validation import check_bool, check_choice, check_float, check_int, check_threads
 from ._version import __version__
-from .cooccurrence import Cooccurrence, _check_threads, cooccurrence
-from .eigh import _check_int, _eigh, _symmetric_csr_arrays
+from .cooccurrence import Cooccurrence, cooccurrence
+from .eigh import _eigh, _symmetric_csr_arrays
 from .pmi import DIAGONALS, PMI_KINDS, pmi_matrix
 
 FORMAT = "labelemb.LabelEmbedding"
@@ -83,16 +84,6 @@ class _NoBar:
 
     def update(self, n=1):
         pass
-
-
-def _check_real(value, name: str, low: float, high: float, low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if value < low or value > high or (low_open and value == low):
-        lo = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {lo}{low}, {high}], got {value}")
-    return value
 
 
 def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pmi: str = "ppmi",
@@ -161,25 +152,21 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
     >>> targets.shape, targets.dtype.name
     ((2, 16), 'float32')
     """
-    dim = _check_int(dim, "dim", 1)
-    power = _check_real(power, "power", 0.0, 4.0)
-    if which not in ("LA", "LM"):
-        raise ValueError(f"which must be 'LA' or 'LM', got {which!r}")
-    if pmi not in PMI_KINDS:
-        raise ValueError(f"pmi must be one of {PMI_KINDS}, got {pmi!r}")
-    if diagonal not in DIAGONALS:
-        raise ValueError(f"diagonal must be one of {DIAGONALS}, got {diagonal!r}")
-    shift = _check_real(shift, "shift", 0.0, np.inf)
-    alpha = _check_real(alpha, "alpha", 0.0, 1.0, low_open=True)
-    min_count = _check_int(min_count, "min_count", 1)
-    n_iter = _check_int(n_iter, "n_iter", 0, 10_000)
-    oversample = _check_int(oversample, "oversample", 0)
-    seed = _check_int(seed, "seed", 0, 2**64 - 1)
-    num_threads = _check_threads(num_threads)
+    dim = check_int(dim, "dim", lo=1)
+    power = check_float(power, "power", lo=0.0, hi=4.0)
+    check_choice(which, "which", ("LA", "LM"))
+    check_choice(pmi, "pmi", PMI_KINDS)
+    check_choice(diagonal, "diagonal", DIAGONALS)
+    shift = check_float(shift, "shift", lo=0.0)
+    alpha = check_float(alpha, "alpha", lo=0.0, hi=1.0, lo_open=True)
+    min_count = check_int(min_count, "min_count", lo=1)
+    n_iter = check_int(n_iter, "n_iter", lo=0, hi=10_000)
+    oversample = check_int(oversample, "oversample", lo=0)
+    seed = check_int(seed, "seed", lo=0, hi=2**64 - 1)
+    num_threads = check_threads(num_threads)
     if n_labels is not None:
-        n_labels = _check_int(n_labels, "n_labels", 1)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True or False, got {progress!r}")
+        n_labels = check_int(n_labels, "n_labels", lo=1)
+    progress = check_bool(progress, "progress")
     if client is not None and isinstance(labels, Cooccurrence):
         raise ValueError("client= counts on a Dask cluster, but labels are counts already; "
                          "drop client=")
@@ -514,7 +501,7 @@ class LabelEmbedding:
         [('b', 0.8), ('c', 0.0)]
         """
         i = self.label_id(label)
-        k = _check_int(k, "k", 1)
+        k = check_int(k, "k", lo=1)
         v = self.vectors[i]
         if not np.any(v):
             raise ValueError(f"label {label!r} has no vector (it never occurs in the training "
