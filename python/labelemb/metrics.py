@@ -70,6 +70,9 @@ def _as_indices(indices) -> np.ndarray:
                          f"{a.shape}")
     if a.dtype.kind not in "iu":
         raise TypeError(f"indices must hold integer label ids, got dtype {a.dtype}")
+    if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"indices has label id {int(a.max())}, above 2^63 - 1; ids must be "
+                         "int64 values (-1 marks an empty slot)")
     a = a.astype(np.int64, copy=False)
     if a.size and a.min() < -1:
         raise ValueError(f"indices has a negative label id ({a.min()}); ids are >= 0 and -1 "
@@ -104,6 +107,35 @@ def _as_truth(true_labels, n: int, n_labels) -> sp.csr_matrix:
 _K_OF = "the columns of indices"  # what k is bounded by, in messages
 
 
+def _hits(indices: np.ndarray, Y: sp.csr_matrix, n_true: np.ndarray) -> np.ndarray:
+    """hits[r, j]: whether ``indices[r, j]`` is in row r of ``Y`` (sorted, unique indices).
+
+    Membership is a binary search of (row, label) keys. The labels are first renumbered
+    among the U distinct true labels, so a key ``row * U + label`` stays below n x nnz
+    whatever the label ids (ids near 2^63 would overflow ``row * L + label``); should even
+    that not fit in int64, rows are searched one by one.
+    """
+    n, K = indices.shape
+    hits = np.zeros((n, K), dtype=bool)
+    if Y.nnz == 0:
+        return hits
+    present = np.unique(Y.indices)
+    U = len(present)
+    y_ids = np.searchsorted(present, Y.indices).astype(np.int64)
+    q_pos = np.minimum(np.searchsorted(present, indices), U - 1)
+    known = (present[q_pos] == indices) & (indices >= 0)  # a label no sample carries: no hit
+    if n * U >= 2**62:  # pragma: no cover - needs more than 2^62 / U rows
+        for r in range(n):
+            row = y_ids[Y.indptr[r]:Y.indptr[r + 1]]
+            hits[r] = known[r] & np.isin(q_pos[r], row)
+        return hits
+    rows = np.repeat(np.arange(n, dtype=np.int64), n_true)
+    keys = rows * U + y_ids
+    q = np.arange(n, dtype=np.int64)[:, None] * U + q_pos
+    pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+    return (keys[pos] == q) & known
+
+
 class _Ranked:
     """Hits of a top-k matrix against true sets, shared by every metric of a report."""
 
@@ -114,15 +146,7 @@ class _Ranked:
         self.n_true = np.diff(self.Y.indptr).astype(np.int64)
         L = max(self.Y.shape[1], int(self.indices.max()) + 1 if self.indices.size else 0)
         self.L = L
-        # Membership by binary search of (row, label) keys: the CSR keys are sorted.
-        rows = np.repeat(np.arange(n, dtype=np.int64), self.n_true)
-        keys = rows * L + self.Y.indices.astype(np.int64)
-        q = np.arange(n, dtype=np.int64)[:, None] * L + self.indices
-        if len(keys):
-            pos = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
-            self.hits = (keys[pos] == q) & (self.indices >= 0)
-        else:
-            self.hits = np.zeros((n, K), dtype=bool)
+        self.hits = _hits(self.indices, self.Y, self.n_true)
         self.K = K
 
     def mean(self, per_sample: np.ndarray, empty: str) -> float:
