@@ -27,8 +27,6 @@ import json
 import numbers
 import os
 import warnings
-import zipfile
-import zlib
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -36,6 +34,8 @@ import scipy.sparse as sp
 
 from ._io import atomic_write
 from ._labels import to_batch
+from ._npz import members as _members
+from ._npz import read_npz
 from ._validation import check_bool, check_choice, check_float, check_int, check_threads
 from ._version import __version__
 from .cooccurrence import Cooccurrence, cooccurrence
@@ -553,16 +553,7 @@ class LabelEmbedding:
             executed (no pickle).
         """
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no such file: {path!r}")
-        try:
-            with open(path, "rb") as f:  # closed on every path, whatever np.load does
-                a = _read_arrays(np.load(f, allow_pickle=False), path)
-        except _NewerVersion as e:
-            raise ValueError(str(e)) from None
-        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-            raise ValueError(f"{path}: cannot read a LabelEmbedding (truncated, corrupt, or "
-                             f"another kind of file): {e}") from e
+        a = _read_arrays(path)
         try:
             params = json.loads(str(a["params"][()]))
             if not isinstance(params, dict):
@@ -575,7 +566,7 @@ class LabelEmbedding:
             eigenvalues = a["eigenvalues"] if a["eigenvalues"].size else None
             return cls(a["vectors"], names, a["label_counts"], int(a["n_samples"][()]),
                        eigenvalues, params)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, IndexError, KeyError, OverflowError) as e:
             raise ValueError(f"{path}: invalid LabelEmbedding file: {e}") from e
 
 
@@ -584,26 +575,25 @@ _KEYS = ("format", "format_version", "vectors", "label_counts", "n_samples", "ei
          "label_names", "has_label_names", "params")
 
 
-class _NewerVersion(Exception):
-    pass
-
-
-def _read_arrays(z, path: str) -> dict:
-    """The arrays of a LabelEmbedding file from ``np.load``'s result, checked for format."""
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError("not an .npz archive")
-    with z:
-        if "format_version" not in z.files or "format" not in z.files:
-            raise ValueError("not a LabelEmbedding file (no format/format_version)")
-        fmt = str(z["format"][()])
-        if fmt != FORMAT:
-            raise ValueError(f"not a LabelEmbedding file (format {fmt!r})")
-        version = int(z["format_version"][()])
-        if version > FORMAT_VERSION:
-            raise _NewerVersion(
-                f"{path}: written by a newer labelemb (format_version {version}); this "
-                f"version reads up to {FORMAT_VERSION}: upgrade labelemb")
-        missing = sorted(set(_KEYS) - set(z.files))
-        if missing:
-            raise ValueError(f"not a complete LabelEmbedding file (missing {missing})")
-        return {key: z[key] for key in _KEYS}  # reading checks each member's CRC
+def _read_arrays(path: str) -> dict:
+    """The arrays of a LabelEmbedding file, each member's header checked before it is
+    allocated (:func:`labelemb._npz.read_npz`), and the format checked."""
+    what = "a LabelEmbedding"
+    head = read_npz(path, what, keys=[k for k in ("format", "format_version")
+                                      if k in _members(path, what)])
+    if "format_version" not in head or "format" not in head:
+        raise ValueError(f"{path}: not a LabelEmbedding file (no format/format_version)")
+    try:
+        fmt = str(head["format"][()])
+        version = int(head["format_version"][()])
+    except (TypeError, ValueError, IndexError) as e:
+        raise ValueError(f"{path}: not a LabelEmbedding file ({e})") from None
+    if fmt != FORMAT:
+        raise ValueError(f"{path}: not a LabelEmbedding file (format {fmt!r})")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path}: written by a newer labelemb (format_version {version}); this "
+                         f"version reads up to {FORMAT_VERSION}: upgrade labelemb")
+    missing = sorted(set(_KEYS) - set(_members(path, what)))
+    if missing:
+        raise ValueError(f"{path}: not a complete LabelEmbedding file (missing {missing})")
+    return read_npz(path, what, keys=_KEYS)
