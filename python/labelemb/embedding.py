@@ -47,6 +47,8 @@ FORMAT_VERSION = 1
 # Eigenvalues at or below this share of the largest count as zero (not part of the
 # positive spectrum); products run in float32, so smaller ones are rounding noise.
 POSITIVE_RTOL = 1e-5
+# A label vector whose norm is further than this from 1 is renormalised (with a warning).
+UNIT_RTOL = 1e-3
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -267,7 +269,9 @@ class LabelEmbedding:
     Attributes
     ----------
     vectors : ndarray of float32, shape (L, d)
-        Row ``i`` is the unit vector of label ``i`` (zero for labels never seen).
+        Row ``i`` is the unit vector of label ``i`` (zero for labels never seen). Rows
+        given with a norm further than 1e-3 from 1 are renormalised, with an
+        :class:`EmbeddingWarning`.
     label_names : list of str or None
         Names of the labels (row order), or None when labels are integer ids.
     label_counts : ndarray of int64, shape (L,)
@@ -293,6 +297,7 @@ class LabelEmbedding:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if not np.all(np.isfinite(self.vectors)):
             raise ValueError("vectors contains NaN or Inf")
+        self._renormalise()
         L, d = self.vectors.shape
         if label_names is not None:
             label_names = [str(x) for x in label_names]
@@ -312,6 +317,22 @@ class LabelEmbedding:
             raise ValueError(f"eigenvalues must have shape ({d},), got {self.eigenvalues.shape}")
         self.params = dict(params or {})
         self._name_index: Optional[dict] = None
+
+    def _renormalise(self) -> None:
+        """Scale rows that are not unit length (zero rows stay zero), with a warning:
+        decode and neighbors read dot products as cosines, and a sum of huge rows in
+        encode would overflow to NaN."""
+        norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
+        off = (norms > 0) & (np.abs(norms - 1.0) > UNIT_RTOL)
+        if not off.any():
+            return
+        warnings.warn(
+            f"{int(off.sum())} of the {len(norms)} label vectors are not unit length (norms "
+            f"{norms[off].min():.3g} to {norms[off].max():.3g}); they are renormalised to unit "
+            "length", EmbeddingWarning, stacklevel=3)
+        vectors = self.vectors.copy()
+        vectors[off] = (vectors[off] / norms[off, None]).astype(np.float32)
+        self.vectors = vectors
 
     # ------------------------------------------------------------------ basics
     @property
