@@ -1,6 +1,15 @@
-"""Real multi-label data sets: embedded Openclipart images and Debian debtags texts."""
+"""Real multi-label data sets: embedded Openclipart images and WordNet nouns, Debian texts."""
 
 from .debtags import load_debtags
 from .openclipart import load_openclipart
+from .text import TextDataset, as_text_dataset, load_debtags_xmc
+from .wordnet import load_wordnet
 
-__all__ = ["load_debtags", "load_openclipart"]
+__all__ = [
+    "TextDataset",
+    "as_text_dataset",
+    "load_debtags",
+    "load_debtags_xmc",
+    "load_openclipart",
+    "load_wordnet",
+]
