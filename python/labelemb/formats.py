@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import numbers
 import os
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -99,7 +100,21 @@ def _rows_of(labels) -> List[List[int]]:
         return [m.indices[m.indptr[i] : m.indptr[i + 1]].tolist() for i in range(m.shape[0])]
     if isinstance(labels, np.ndarray) and labels.ndim == 2:
         return [np.flatnonzero(row).tolist() for row in labels]
-    return [sorted({int(j) for j in row}) for row in labels]
+    rows = []
+    for i, row in enumerate(labels):
+        if isinstance(row, (str, bytes)) or not hasattr(row, "__iter__"):
+            raise TypeError(f"labels[{i}] is a {type(row).__name__}; each sample's labels must "
+                            "be a list of integer ids")
+        ids = set()
+        for j in row:
+            if isinstance(j, (bool, np.bool_)) or not isinstance(j, numbers.Integral):
+                raise TypeError(f"labels[{i}] holds {j!r}; label ids must be integers (pass "
+                                "label_names= to write names)")
+            if j < 0:
+                raise ValueError(f"labels[{i}] has the negative label id {j}; ids are >= 0")
+            ids.add(int(j))
+        rows.append(sorted(ids))
+    return rows
 
 
 def _n_cols(labels, rows: List[List[int]]) -> int:
@@ -236,7 +251,8 @@ def write_label_list(
                 raise ValueError(f"label name {name!r} cannot be written with {delimiter!r}")
         width = max((r[-1] + 1 for r in rows if r), default=0)
         if width > len(names):
-            raise ValueError(f"label id {width - 1} has no name ({len(names)} names)")
+            raise ValueError(f"label id {width - 1} has no name: label_names has only "
+                             f"{len(names)} names (ids must be in [0, {len(names)}))")
         lines = (delimiter.join(names[j] for j in r) for r in rows)
     else:
         lines = (delimiter.join(str(j) for j in r) for r in rows)
