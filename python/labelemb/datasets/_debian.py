@@ -1,21 +1,38 @@
-"""Fetching one Debian binary package with apt and unpacking it (no root needed).
+"""Debian data through apt: the package indexes, or one binary package, with no root.
 
-``apt-get download NAME`` puts ``NAME_VERSION_ARCH.deb`` in the working directory from
-the mirrors of the local apt lists; ``dpkg-deb -x`` unpacks it anywhere. Loaders call
-:func:`fetch_deb` and record the version and checksum of the file they derived data
-from.
+* :func:`fetch_apt_indexes`: ``apt-get update`` into a private lists directory (English
+  descriptions only), then ``Translation-en`` (``apt-helper cat-file``) and the
+  ``Packages`` records (``apt-cache dumpavail``), with the date of the indexes.
+* :func:`fetch_deb`: ``apt-get download NAME`` puts ``NAME_VERSION_ARCH.deb`` in a
+  folder from the mirrors of the local apt lists; ``dpkg-deb -x`` unpacks it anywhere.
+
+Loaders record the index date, or the version and checksum of the .deb, they derived
+their data from.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import glob
 import hashlib
 import os
 import shlex
 import subprocess
-from typing import Callable, Optional, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
-__all__ = ["fetch_deb", "run_command", "sha256_file"]
+__all__ = [
+    "extract_deb",
+    "fetch_apt_indexes",
+    "fetch_deb",
+    "index_dates",
+    "manual_index_commands",
+    "run_command",
+    "sha256_file",
+]
+
+APT_LANG_CONF = '#clear Acquire::Languages;\nAcquire::Languages { "en"; };\n'
+APT_HELPER = "/usr/lib/apt/apt-helper"
 
 Runner = Callable[..., str]
 
@@ -99,3 +116,86 @@ def extract_deb(deb: str, dest: str, *, run: Optional[Runner] = None) -> str:
     os.makedirs(dest, exist_ok=True)
     run(["dpkg-deb", "-x", deb, dest])
     return dest
+
+
+# ------------------------------------------------------------------------- apt indexes
+
+
+def manual_index_commands(cache_dir: str) -> str:
+    """The shell commands that write ``Packages`` and ``Translation-en`` into ``cache_dir``."""
+    q = shlex.quote(cache_dir)
+    return "\n".join(
+        [
+            f"    mkdir -p {q} && cd {q}",
+            "    printf '#clear Acquire::Languages;\\nAcquire::Languages { \"en\"; };\\n'"
+            " > apt-lang.conf",
+            "    mkdir -p aptlists/partial aptcache/archives/partial",
+            "    apt-get -c apt-lang.conf -o Dir::State::Lists=$PWD/aptlists"
+            " -o Dir::Cache=$PWD/aptcache update",
+            f"    {APT_HELPER} cat-file aptlists/*_i18n_Translation-en* > Translation-en",
+            "    apt-cache -o Dir::State::Lists=$PWD/aptlists -o Dir::Cache=$PWD/aptcache"
+            " dumpavail > Packages",
+        ]
+    )
+
+
+def index_dates(lists_dir: str) -> Dict[str, str]:
+    """``Date:`` of each apt ``*Release`` file in ``lists_dir`` (ISO 8601, UTC)."""
+    dates = {}
+    for path in sorted(glob.glob(os.path.join(lists_dir, "*Release"))):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                head = [line for _, line in zip(range(100), fh)]  # Date is near the top
+            for line in head:
+                if line.startswith("Date:"):
+                    when = parsedate_to_datetime(line[5:].strip())
+                    dates[os.path.basename(path)] = when.astimezone(_dt.timezone.utc).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"
+                    )
+                    break
+        except (OSError, ValueError, TypeError):
+            continue
+    return dates
+
+
+def fetch_apt_indexes(
+    workdir: str, *, error: Callable[[str], Exception], run: Optional[Runner] = None
+) -> Tuple[str, str, Dict[str, str]]:
+    """Run apt with a private lists directory under ``workdir``.
+
+    Returns
+    -------
+    (packages, translation, dates)
+        The ``apt-cache dumpavail`` text, the ``Translation-en`` text and
+        :func:`index_dates` of the fetched lists.
+
+    Raises
+    ------
+    Exception
+        ``error(reason)`` when a command fails or is missing, or no ``Translation-en``
+        index was fetched.
+    """
+    run = run or run_command
+    lists = os.path.join(workdir, "aptlists")
+    apt_cache = os.path.join(workdir, "aptcache")
+    os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
+    os.makedirs(os.path.join(apt_cache, "archives", "partial"), exist_ok=True)
+    conf = os.path.join(workdir, "apt-lang.conf")
+    with open(conf, "w") as fh:
+        fh.write(APT_LANG_CONF)
+    opts = ["-o", f"Dir::State::Lists={lists}", "-o", f"Dir::Cache={apt_cache}"]
+    try:
+        run(["apt-get", "-c", conf, *opts, "update"])
+        files = sorted(
+            p for p in glob.glob(os.path.join(lists, "*_i18n_Translation-en*")) if os.path.isfile(p)
+        )
+        if not files:
+            raise error("apt-get update fetched no Translation-en index")
+        translation = run([APT_HELPER, "cat-file", *files])
+        packages = run(["apt-cache", *opts, "dumpavail"])
+    except subprocess.CalledProcessError as exc:
+        detail = (exc.stderr or "").strip().splitlines()[-1:] or [""]
+        raise error(f"{shlex.join(exc.cmd)} exited with {exc.returncode}: {detail[0]}") from exc
+    except OSError as exc:
+        raise error(str(exc)) from exc
+    return packages, translation, index_dates(lists)

@@ -14,22 +14,19 @@ they can be tried on a few hand-written records.
 from __future__ import annotations
 
 import datetime as _dt
-import glob
-import hashlib
 import json
 import os
-import shlex
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._io import atomic_write
+from . import _debian
+from .text import hash01
 
 __all__ = [
     "DebtagsDataset",
@@ -47,8 +44,8 @@ __all__ = [
 CACHE_VERSION = 1
 SPLIT_SALT = "labelemb-debtags-split-v1"
 TEST_FRACTION = 0.2
-APT_LANG_CONF = '#clear Acquire::Languages;\nAcquire::Languages { "en"; };\n'
-APT_HELPER = "/usr/lib/apt/apt-helper"
+APT_LANG_CONF = _debian.APT_LANG_CONF
+APT_HELPER = _debian.APT_HELPER
 
 
 @dataclass
@@ -203,8 +200,7 @@ def join_debtags(packages_text: str, translation_text: str) -> tuple:
 
 
 def _hash01(name: str, salt: str = SPLIT_SALT) -> float:
-    h = hashlib.sha256(f"{salt}:{name}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2.0**64
+    return hash01(name, salt)
 
 
 def group_split(group_names: Sequence[str], test_fraction: float = TEST_FRACTION) -> np.ndarray:
@@ -293,27 +289,11 @@ def _assemble(
 
 def _run_command(cmd: Sequence[str]) -> str:
     """Run ``cmd`` and return its stdout; raise on failure. Tests replace this."""
-    proc = subprocess.run(list(cmd), capture_output=True, text=True, errors="replace")
-    if proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, list(cmd), proc.stdout, proc.stderr)
-    return proc.stdout
+    return _debian.run_command(cmd)
 
 
 def _manual_commands(cache_dir: str) -> str:
-    q = shlex.quote(cache_dir)
-    return "\n".join(
-        [
-            f"    mkdir -p {q} && cd {q}",
-            "    printf '#clear Acquire::Languages;\\nAcquire::Languages { \"en\"; };\\n'"
-            " > apt-lang.conf",
-            "    mkdir -p aptlists/partial aptcache/archives/partial",
-            "    apt-get -c apt-lang.conf -o Dir::State::Lists=$PWD/aptlists"
-            " -o Dir::Cache=$PWD/aptcache update",
-            f"    {APT_HELPER} cat-file aptlists/*_i18n_Translation-en* > Translation-en",
-            "    apt-cache -o Dir::State::Lists=$PWD/aptlists -o Dir::Cache=$PWD/aptcache"
-            " dumpavail > Packages",
-        ]
-    )
+    return _debian.manual_index_commands(cache_dir)
 
 
 def _apt_error(cache_dir: str, reason: str) -> RuntimeError:
@@ -327,54 +307,17 @@ def _apt_error(cache_dir: str, reason: str) -> RuntimeError:
     )
 
 
-def _index_dates(lists_dir: str) -> Dict[str, str]:
-    dates = {}
-    for path in sorted(glob.glob(os.path.join(lists_dir, "*Release"))):
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                head = [line for _, line in zip(range(100), fh)]  # Date is near the top
-            for line in head:
-                if line.startswith("Date:"):
-                    when = parsedate_to_datetime(line[5:].strip())
-                    dates[os.path.basename(path)] = when.astimezone(_dt.timezone.utc).strftime(
-                        "%Y-%m-%dT%H:%M:%SZ"
-                    )
-                    break
-        except (OSError, ValueError, TypeError):
-            continue
-    return dates
+_index_dates = _debian.index_dates
 
 
 def _fetch_apt(workdir: str, cache_dir: str) -> tuple:
     """Run apt with a private lists dir; return (Packages text, Translation text, dates)."""
-    run: Callable[[Sequence[str]], str] = _run_command
-    lists = os.path.join(workdir, "aptlists")
-    apt_cache = os.path.join(workdir, "aptcache")
-    os.makedirs(os.path.join(lists, "partial"), exist_ok=True)
-    os.makedirs(os.path.join(apt_cache, "archives", "partial"), exist_ok=True)
-    conf = os.path.join(workdir, "apt-lang.conf")
-    with open(conf, "w") as fh:
-        fh.write(APT_LANG_CONF)
-    opts = ["-o", f"Dir::State::Lists={lists}", "-o", f"Dir::Cache={apt_cache}"]
-    try:
-        run(["apt-get", "-c", conf, *opts, "update"])
-        files = sorted(
-            p for p in glob.glob(os.path.join(lists, "*_i18n_Translation-en*")) if os.path.isfile(p)
-        )
-        if not files:
-            raise _apt_error(cache_dir, "apt-get update fetched no Translation-en index")
-        translation = run([APT_HELPER, "cat-file", *files])
-        packages = run(["apt-cache", *opts, "dumpavail"])
-    except subprocess.CalledProcessError as exc:
-        detail = (exc.stderr or "").strip().splitlines()[-1:] or [""]
-        raise _apt_error(
-            cache_dir, f"{shlex.join(exc.cmd)} exited with {exc.returncode}: {detail[0]}"
-        ) from exc
-    except OSError as exc:
-        raise _apt_error(cache_dir, str(exc)) from exc
+    packages, translation, dates = _debian.fetch_apt_indexes(
+        workdir, error=lambda reason: _apt_error(cache_dir, reason), run=_run_command
+    )
     if "\nTag:" not in packages and not packages.startswith("Tag:"):
         raise _apt_error(cache_dir, "apt-cache dumpavail printed no package with a Tag field")
-    return packages, translation, _index_dates(lists)
+    return packages, translation, dates
 
 
 # ------------------------------------------------------------------------------ cache
