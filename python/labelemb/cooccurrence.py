@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._labels import iter_batches
-from ._validation import check_float, check_threads
+from ._validation import check_float, check_int, check_threads
 
 
 class Cooccurrence:
@@ -37,11 +37,13 @@ class Cooccurrence:
                  label_names: Optional[Sequence[str]] = None):
         self.n_samples = int(n_samples)
         self.label_counts = np.asarray(label_counts, dtype=np.int64)
-        self.pairs = pairs
         self.label_names = None if label_names is None else list(label_names)
         L = len(self.label_counts)
+        if not sp.issparse(pairs):
+            raise TypeError(f"pairs must be a scipy sparse matrix, got {type(pairs).__name__}")
         if pairs.shape != (L, L):
             raise ValueError(f"pairs has shape {pairs.shape}, expected ({L}, {L})")
+        self.pairs = _canonical_upper(pairs)
         if self.label_names is not None and len(self.label_names) != L:
             raise ValueError(f"label_names has {len(self.label_names)} names for {L} labels")
 
@@ -135,6 +137,26 @@ class Cooccurrence:
                 f"n_pairs={self.n_pairs})")
 
 
+def _canonical_upper(pairs) -> sp.csr_matrix:
+    """``pairs`` as CSR with sorted, unique columns (repeated entries summed, as scipy
+    does) holding the strict upper triangle only; entries on or below the diagonal are
+    refused (the PMI kernel reads each pair once, from its upper entry)."""
+    pairs = sp.csr_matrix(pairs)
+    if pairs.dtype.kind not in "iu":
+        if pairs.dtype.kind != "f" or not np.all(np.mod(pairs.data, 1) == 0):
+            raise TypeError(f"pairs must hold integer counts, got dtype {pairs.dtype}")
+        pairs = pairs.astype(np.int64)
+    if not pairs.has_canonical_format:
+        pairs = pairs.copy()
+        pairs.sum_duplicates()
+    starts = pairs.indptr[:-1]
+    rows = np.flatnonzero(np.diff(pairs.indptr))
+    if len(rows) and np.any(pairs.indices[starts[rows]] <= rows):
+        raise ValueError("pairs must hold the strict upper triangle (C_ij for i < j only); "
+                         "pass scipy.sparse.triu(C, k=1) of a full count matrix")
+    return pairs
+
+
 def sum_counts(parts: Sequence[Cooccurrence], num_threads: int = 0) -> Cooccurrence:
     """Sum counts over one label space in a single parallel pass (not k - 1 additions)."""
     parts = list(parts)
@@ -213,12 +235,60 @@ def _count_batch(batch, num_threads: int) -> Cooccurrence:
     return Cooccurrence(batch.n_samples, counts, pairs, names)
 
 
+def _with_n_labels(counts: Cooccurrence, n_labels, budget: int) -> Cooccurrence:
+    """Counts already made, padded to ``n_labels`` labels (ids only), within the budget."""
+    if n_labels is None:
+        return counts
+    n_labels = check_int(n_labels, "n_labels", lo=counts.n_labels,
+                         hint=" (at least the labels of the counts)")
+    if n_labels == counts.n_labels:
+        return counts
+    if counts.label_names is not None:
+        raise ValueError("n_labels applies to label ids only; these counts have label names")
+    check_memory(32.0 * n_labels, budget, f"n_labels={n_labels}",
+                 "Pass the size of the real label space.")
+    return counts._resized(n_labels)
+
+
 class MemoryBudgetError(MemoryError, ValueError):
     """Counting would need more memory than ``max_memory`` allows."""
 
 
 def available_memory() -> int:
-    """Bytes of memory available to new allocations (Linux MemAvailable, else total)."""
+    """Bytes of memory available to new allocations: Linux MemAvailable (else the total),
+    and no more than the address space left under ``ulimit -v`` (RLIMIT_AS)."""
+    free = _free_memory()
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            free = min(free, max(soft - used, 0))
+    except (ImportError, OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        pass
+    return free
+
+
+def memory_budget(max_memory=None) -> int:
+    """``max_memory`` checked (bytes, > 0), or 80% of :func:`available_memory`."""
+    if max_memory is None:
+        return int(0.8 * available_memory())
+    bytes_ = check_float(max_memory, "max_memory", lo=0.0, lo_open=True, finite=False,
+                         hint=" (bytes)")
+    return 2**62 if bytes_ == float("inf") else int(bytes_)
+
+
+def check_memory(need: float, budget: int, what: str, advice: str) -> None:
+    """Raise :class:`MemoryBudgetError` when ``need`` bytes exceed ``budget``."""
+    if need > budget:
+        raise MemoryBudgetError(
+            f"{what} may need up to {need / 2**30:.2f} GiB, over the memory budget of "
+            f"{budget / 2**30:.2f} GiB. {advice}")
+
+
+def _free_memory() -> int:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -262,7 +332,7 @@ def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0
         label repeated within one sample counts once.
     n_labels : int, optional
         Size of the label space, when larger than the largest id + 1 (ids input) or to
-        pad matrix chunks. Must not be smaller.
+        pad matrix chunks (or counts already made). Must not be smaller.
     num_threads : int, default 0
         Threads for the kernel; 0 uses all cores.
     max_memory : int, optional
@@ -286,12 +356,9 @@ def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0
     2
     """
     num_threads = check_threads(num_threads)
+    budget = memory_budget(max_memory)
     if isinstance(labels, Cooccurrence):
-        return labels
-    if max_memory is not None:
-        max_memory = check_float(max_memory, "max_memory", lo=0.0, lo_open=True,
-                                 hint=" (bytes)")
-    budget = int(max_memory) if max_memory is not None else int(0.8 * available_memory())
+        return _with_n_labels(labels, n_labels, budget)
     buffer_entries = min(_BUFFER_ENTRIES, budget // 64)  # 1/16 of the budget, in int32 ids
     total: Optional[Cooccurrence] = None
     vocab = None

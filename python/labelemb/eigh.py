@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._validation import check_choice, check_int, check_threads
+from .cooccurrence import check_memory, memory_budget
 
 WHICH = ("LA", "LM")
 # A is symmetric "within tolerance" when max |A - A^T| <= SYMMETRY_RTOL * max |A|.
@@ -151,10 +152,25 @@ def randomized_eigh(A, k: int, *, which: str = "LA", n_iter: int = 4, oversample
                  num_threads)
 
 
+def eigh_memory(n: int, k: int, n_iter: int = 4, oversample: int = 16) -> int:
+    """Upper bound (bytes) of the working memory of :func:`randomized_eigh` (besides
+    ``A``): two n x 3l float64 Krylov blocks, the n x k result in float64 and float32 and
+    an n x l float32 panel, or, when 3l >= n (solved exactly), the dense n x n matrix and
+    the eigensolver's workspace."""
+    width = min(n, k + min(oversample, n))
+    b = min(3, n_iter + 2) * width
+    if b >= n:
+        return int(24 * n * n + 8 * n * min(n, 256) + 12 * n * k)
+    return int(16 * n * b + 12 * n * k + 4 * n * width + 8 * b * b)
+
+
 def _eigh(A, n: int, k: int, which: str, n_iter: int, oversample: int, seed: int,
           num_threads: int) -> Tuple[np.ndarray, np.ndarray]:
     """randomized_eigh on arguments already checked: ``A`` is the CSR arrays of
     :func:`_as_symmetric_csr` (or of a matrix symmetric by construction) or a dense array."""
+    check_memory(eigh_memory(n, k, n_iter, oversample), memory_budget(),
+                 f"the rank-{k} eigendecomposition of a {n} x {n} matrix",
+                 "Ask for fewer eigenpairs (dim) or a smaller oversample.")
     values = np.empty(k, dtype=np.float64)
     vectors = np.empty((n, k), dtype=np.float32)
     args = (k, oversample, n_iter, which == "LA", seed, values, vectors, num_threads)

@@ -175,17 +175,7 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
     bars = _StageBars(bool(progress))
 
     with bars.stage("co-occurrence") as bar:
-        if isinstance(labels, Cooccurrence):
-            counts = labels
-            if n_labels is not None:
-                if n_labels < counts.n_labels:
-                    raise ValueError(f"n_labels={n_labels} is smaller than the {counts.n_labels} "
-                                     "labels of the counts")
-                if counts.label_names is not None and n_labels != counts.n_labels:
-                    raise ValueError("n_labels applies to label ids only; these counts have "
-                                     "label names")
-                counts = counts._resized(n_labels)
-        elif client is not None:
+        if client is not None:
             from .dask import cooccurrence as dask_cooccurrence
 
             counts = dask_cooccurrence(labels, client=client, n_labels=n_labels)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
 from ._validation import check_choice, check_float, check_int, check_threads
-from .cooccurrence import Cooccurrence, cooccurrence
+from .cooccurrence import Cooccurrence, check_memory, cooccurrence, memory_budget
 
 PMI_KINDS = ("ppmi", "pmi")
 DIAGONALS = ("self", "zero")
@@ -33,6 +35,15 @@ def _half_log_marginals(counts: np.ndarray, n: int, alpha: float) -> np.ndarray:
         log_q = log_ca - (m + np.log(np.exp(log_ca - m).sum())) + np.log(c.sum()) - np.log(n)
     h[seen] = 0.5 * (log_p + log_q)
     return h
+
+
+def pmi_memory(n_labels: int, n_pairs: int, index_size: int, num_threads: int = 0) -> int:
+    """Upper bound (bytes) of what :func:`pmi_matrix` allocates: a value per upper pair,
+    the full symmetric output (both triangles and the diagonal), and per-thread row
+    counters of ``n_labels`` entries."""
+    nt = num_threads or (os.cpu_count() or 1)
+    out = (2 * n_pairs + n_labels) * (index_size + 4)
+    return int(4 * n_pairs + out + 8 * n_labels * (nt + 4))
 
 
 def pmi_matrix(counts, *, kind: str = "ppmi", shift: float = 0.0, alpha: float = 1.0,
@@ -89,6 +100,9 @@ def pmi_matrix(counts, *, kind: str = "ppmi", shift: float = 0.0, alpha: float =
         if kind == "ppmi":
             diag[diag <= 0] = np.nan
     p = counts.pairs
+    check_memory(pmi_memory(L, p.nnz, p.indices.itemsize, num_threads), memory_budget(),
+                 f"the PMI matrix of {L} labels and {p.nnz} pairs",
+                 "Raise min_count in the counts (prune rare pairs) or cap the label space.")
     hh = np.where(np.isnan(h), 0.0, h)
     indptr, indices, data = _core.pmi(
         np.ascontiguousarray(p.indptr, dtype=np.int64), np.ascontiguousarray(p.indices),
