@@ -20,19 +20,25 @@ columns across the parts.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+from .._io import atomic_write
+
 __all__ = [
     "LabelledTexts",
     "TextDataset",
     "as_text_dataset",
     "hash01",
+    "load_corpus",
     "load_debtags_xmc",
     "make_text_dataset",
+    "save_corpus",
     "split_groups",
 ]
 
@@ -173,6 +179,67 @@ class TextDataset:
             f"TextDataset({self.meta.get('name', '?')}: train/valid/test = {sizes}, "
             f"{self.n_labels} labels, {self.n_features} features, source={self.source!r})"
         )
+
+
+# ------------------------------------------------------------------------------- cache
+
+CORPUS_CACHE_VERSION = 1
+
+
+def save_corpus(cache_dir: str, name: str, corpus: LabelledTexts) -> None:
+    """Cache ``corpus`` as ``<name>.npz`` (labels, groups) + ``<name>.json`` (the rest).
+
+    Each file is written atomically; the JSON file, which :func:`load_corpus` checks
+    first, is written last.
+    """
+    with atomic_write(os.path.join(cache_dir, name + ".npz")) as fh:
+        np.savez_compressed(
+            fh,
+            label_indptr=corpus.labels.indptr.astype(np.int64),
+            label_indices=corpus.labels.indices.astype(np.int32),
+            groups=np.asarray(corpus.groups, dtype=np.int32),
+        )
+    doc = {
+        "cache_version": CORPUS_CACHE_VERSION,
+        "n_samples": corpus.n_samples,
+        "source": corpus.source,
+        "meta": corpus.meta,
+        "label_names": corpus.label_names,
+        "group_names": corpus.group_names,
+        "ids": corpus.ids,
+        "texts": corpus.texts,
+    }
+    with atomic_write(os.path.join(cache_dir, name + ".json"), "w") as fh:
+        json.dump(doc, fh, ensure_ascii=False)
+
+
+def load_corpus(cache_dir: str, name: str) -> Optional[LabelledTexts]:
+    """The corpus cached by :func:`save_corpus`, or None when absent, stale or unreadable."""
+    jpath = os.path.join(cache_dir, name + ".json")
+    npath = os.path.join(cache_dir, name + ".npz")
+    if not (os.path.isfile(jpath) and os.path.isfile(npath)):
+        return None
+    try:
+        with open(jpath, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        if doc.get("cache_version") != CORPUS_CACHE_VERSION:
+            return None
+        with np.load(npath, allow_pickle=False) as z:
+            indptr, indices, groups = z["label_indptr"], z["label_indices"], z["groups"]
+        n = int(doc["n_samples"])
+        if len(indptr) != n + 1 or len(groups) != n or len(doc["texts"]) != n:
+            return None
+        labels = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), indices, indptr),
+            shape=(n, len(doc["label_names"])),
+        )
+        return LabelledTexts(
+            texts=doc["texts"], labels=labels, label_names=doc["label_names"],
+            ids=doc["ids"], groups=groups, group_names=doc["group_names"],
+            source=doc["source"], meta=doc["meta"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # ------------------------------------------------------------------------------- split
