@@ -1,0 +1,240 @@
+"""Sparse input features: SparseLinear, SparseAdamW, the CSR checks and batches, and sparse
+inputs through fit / predict / evaluate and the CLI."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from labelemb.torch.sparse import (  # noqa: E402
+    SparseAdamW,
+    SparseLinear,
+    as_csr_inputs,
+    csr_batch,
+    sparse_grad_parameters,
+)
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+
+
+def random_csr(n, F, nnz_per_row, seed=0, empty_rows=()):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        k = 0 if i in empty_rows else nnz_per_row
+        rows.append(np.sort(rng.choice(F, size=k, replace=False)))
+    indptr = np.r_[0, np.cumsum([len(r) for r in rows])]
+    indices = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    data = rng.normal(size=len(indices)).astype(np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, F))
+
+
+# ---------------------------------------------------------------- the layer
+@pytest.mark.parametrize("sparse_grad", [False, True])
+def test_sparse_linear_matches_dense_product_and_gradients(sparse_grad):
+    X = random_csr(9, 300, 5, empty_rows=(3,))
+    layer = SparseLinear(300, 7, sparse_grad=sparse_grad)
+    dense = torch.from_numpy(X.toarray())
+    ref = dense @ layer.weight.detach() + layer.bias.detach()
+    out = layer(csr_batch(X))
+    assert out.shape == (9, 7)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out[3], layer.bias.detach())  # an empty row is the bias
+    g = torch.randn(9, 7)
+    (out * g).sum().backward()
+    grad = layer.weight.grad
+    assert grad.is_sparse == sparse_grad
+    torch.testing.assert_close(grad.to_dense(), dense.t() @ g, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(layer.bias.grad, g.sum(0), rtol=1e-5, atol=1e-5)
+    if sparse_grad:  # only the batch's columns: O(nnz x out) memory, never in x out
+        assert grad._nnz() <= X.nnz
+
+
+def test_sparse_linear_takes_coo_csr_and_dense_alike():
+    X = random_csr(6, 50, 4, seed=1)
+    layer = SparseLinear(50, 3)
+    csr = csr_batch(X)
+    coo = torch.sparse_coo_tensor(np.vstack(X.nonzero()), X.data, X.shape,
+                                  dtype=torch.float32, check_invariants=True)
+    dense = torch.from_numpy(X.toarray())
+    torch.testing.assert_close(layer(coo), layer(csr))
+    torch.testing.assert_close(layer(dense), layer(csr), rtol=1e-5, atol=1e-6)
+    # duplicate entries of a COO tensor add up, as in the dense matrix they stand for
+    dup = torch.sparse_coo_tensor([[0, 0], [7, 7]], [1.0, 2.0], (1, 50), check_invariants=True)
+    torch.testing.assert_close(layer(dup), 3.0 * layer.weight[7:8].detach() + layer.bias,
+                               rtol=1e-6, atol=1e-6)
+    # float64 values and dense rows of more dimensions
+    torch.testing.assert_close(layer(dense.double()), layer(dense))
+    assert layer(dense.reshape(2, 3, 50)).shape == (2, 3, 3)
+
+
+def test_sparse_linear_matches_nn_linear_and_its_initialisation():
+    torch.manual_seed(0)
+    layer = SparseLinear(400, 64)
+    bound = 1 / np.sqrt(400)
+    w = layer.weight.detach()
+    assert w.shape == (400, 64) and float(w.abs().max()) <= bound
+    assert abs(float(w.std()) - bound / np.sqrt(3)) < 0.05 * bound  # uniform(-b, b)
+    assert float(layer.bias.detach().abs().max()) <= bound
+    lin = nn.Linear(400, 64)
+    assert float(lin.weight.detach().abs().max()) <= bound  # the same bound as nn.Linear
+    no_bias = SparseLinear(400, 2, bias=False)
+    assert no_bias.bias is None
+    X = random_csr(3, 400, 2)
+    torch.testing.assert_close(no_bias(csr_batch(X)),
+                               torch.from_numpy(X.toarray()) @ no_bias.weight.detach())
+
+
+def test_sparse_linear_bad_input():
+    layer = SparseLinear(20, 4)
+    with pytest.raises(ValueError, match="21 columns.*in_features=20"):
+        layer(csr_batch(random_csr(2, 21, 2)))
+    with pytest.raises(ValueError, match="21 columns"):
+        layer(torch.zeros(2, 21))
+    with pytest.raises(TypeError, match="torch tensor"):
+        layer(np.zeros((2, 20), np.float32))
+    with pytest.raises(TypeError, match="sparse CSR or COO"):
+        layer(torch.zeros(2, 20).to_sparse_csc())
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="in_features"):
+            SparseLinear(bad, 3)
+    with pytest.raises(ValueError, match="out_features"):
+        SparseLinear(3, 0)
+    with pytest.raises(TypeError, match="sparse_grad"):
+        SparseLinear(3, 3, sparse_grad="yes")
+
+
+def test_sparse_grad_parameters():
+    model = nn.Sequential(SparseLinear(10, 4, sparse_grad=True), nn.ReLU(),
+                          SparseLinear(4, 2), nn.Linear(2, 2))
+    assert sparse_grad_parameters(model) == [model[0].weight]
+
+
+# ---------------------------------------------------------------- the optimizer
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_sparse_adamw_dense_params_follow_torch(decoupled):
+    torch.manual_seed(0)
+    a = nn.Linear(6, 5)
+    b = copy.deepcopy(a)
+    ref = (torch.optim.AdamW if decoupled else torch.optim.Adam)(b.parameters(), lr=0.05,
+                                                                 weight_decay=0.1)
+    opt = SparseAdamW(a.parameters(), lr=0.05, weight_decay=0.1, decoupled=decoupled)
+    for _ in range(6):
+        x = torch.randn(8, 6)
+        for model, o in ((a, opt), (b, ref)):
+            o.zero_grad()
+            model(x).pow(2).sum().backward()
+            o.step()
+        torch.testing.assert_close(a.weight, b.weight, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a.bias, b.bias, rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_adamw_sparse_rows_are_lazy_adamw():
+    torch.manual_seed(0)
+    layer = SparseLinear(12, 4, sparse_grad=True)
+    ref = SparseLinear(12, 4)
+    ref.load_state_dict(layer.state_dict())
+    opt = SparseAdamW(layer.parameters(), lr=0.1, weight_decay=0.2)
+    ref_opt = torch.optim.AdamW(ref.parameters(), lr=0.1, weight_decay=0.2)
+    full = sp.csr_matrix(np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32))
+    # every batch touches every column: the lazy update is AdamW's
+    for _ in range(4):
+        for model, o in ((layer, opt), (ref, ref_opt)):
+            o.zero_grad()
+            model(csr_batch(full)).pow(2).sum().backward()
+            o.step()
+    torch.testing.assert_close(layer.weight, ref.weight, rtol=1e-5, atol=1e-6)
+    # a batch that touches columns 2 and 5 moves only those rows (and the bias)
+    before = layer.weight.detach().clone()
+    part = sp.csr_matrix((np.ones(2, np.float32), [2, 5], [0, 1, 2]), shape=(2, 12))
+    opt.zero_grad()
+    layer(csr_batch(part)).pow(2).sum().backward()
+    opt.step()
+    moved = (layer.weight.detach() != before).any(1).nonzero().flatten().tolist()
+    assert moved == [2, 5]
+
+
+def test_sparse_adamw_bad_settings():
+    with pytest.raises(ValueError, match="lr > 0"):
+        SparseAdamW(nn.Linear(2, 2).parameters(), lr=0)
+    with pytest.raises(ValueError, match="betas"):
+        SparseAdamW(nn.Linear(2, 2).parameters(), betas=(1.0, 0.9))
+
+
+# ---------------------------------------------------------------- inputs
+def test_as_csr_inputs_converts_once_and_leaves_the_callers_matrix():
+    X = random_csr(5, 30, 4, seed=2).astype(np.float64)
+    for given in (X, X.tocoo(), X.tocsc(), sp.csr_array(X), X.astype(np.int64) * 0 + X):
+        got = as_csr_inputs(given, "train")
+        assert isinstance(got, sp.csr_matrix) and got.dtype == np.float32
+        assert got.has_sorted_indices
+        np.testing.assert_allclose(got.toarray(), X.toarray(), rtol=1e-6)
+    # unsorted indices: sorted in a copy, never in the caller's matrix
+    unsorted = sp.csr_matrix((np.array([1, 2, 3], np.float32), np.array([4, 1, 0]),
+                              np.array([0, 2, 3])), shape=(2, 5))
+    got = as_csr_inputs(unsorted, "train")
+    assert got.indices.tolist() == [1, 4, 0]
+    assert unsorted.indices.tolist() == [4, 1, 0]
+    # CSR float32 with sorted indices is used as it is
+    ok = as_csr_inputs(X.astype(np.float32), "train")
+    assert ok.indices.tolist() == X.indices.tolist()
+
+
+def test_as_csr_inputs_bad_input_names_the_argument():
+    X = random_csr(4, 10, 3).astype(np.float32)
+    for bad_value in (np.nan, np.inf, -np.inf):
+        Y = X.copy()
+        Y.data[5] = bad_value
+        with pytest.raises(ValueError, match="valid inputs contain NaN or Inf.*row 1"):
+            as_csr_inputs(Y, "valid")
+    for bad_col in (-1, 10, 99):
+        Y = X.copy()
+        Y.indices[2] = bad_col
+        with pytest.raises(ValueError, match=f"train inputs have column index {bad_col}, "
+                                             r"outside \[0, 10\)"):
+            as_csr_inputs(Y, "train")
+    coo = sp.coo_matrix((np.ones(1), (np.array([0]), np.array([3]))), shape=(2, 4))
+    coo.col[0] = -2
+    with pytest.raises(ValueError, match="column index -2"):
+        as_csr_inputs(coo, "train")
+    broken = sp.csr_matrix(X)
+    broken.indptr = broken.indptr[::-1].copy()
+    with pytest.raises(ValueError, match="malformed CSR"):
+        as_csr_inputs(broken, "train")
+    with pytest.raises(TypeError, match="dtype complex"):
+        as_csr_inputs(X.astype(np.complex64), "train")
+    with pytest.raises(TypeError, match="scipy sparse"):
+        as_csr_inputs(X.toarray(), "train")
+
+
+def test_csr_batch_index_widths_and_values():
+    X = random_csr(7, 70_000, 3, seed=3)
+    X.indptr = X.indptr.astype(np.int64)  # scipy may mix index widths
+    X.indices = X.indices.astype(np.int32)
+    t = csr_batch(X)
+    assert t.layout == torch.sparse_csr and t.shape == (7, 70_000)
+    assert t.crow_indices().dtype == t.col_indices().dtype
+    np.testing.assert_array_equal(t.col_indices().numpy(), X.indices)
+    np.testing.assert_array_equal(t.values().numpy(), X.data)
+
+
+@cuda
+@pytest.mark.parametrize("sparse_grad", [False, True])
+def test_sparse_linear_on_cuda_matches_cpu(sparse_grad):
+    X = random_csr(33, 5000, 7, seed=4, empty_rows=(0,))
+    cpu = SparseLinear(5000, 16, sparse_grad=sparse_grad)
+    gpu = copy.deepcopy(cpu).cuda()
+    for pin in (False, True):
+        out = gpu(csr_batch(X, "cuda", pin=pin))
+        assert out.is_cuda
+        torch.testing.assert_close(out.cpu(), cpu(csr_batch(X)), rtol=1e-4, atol=1e-5)
+    gpu(csr_batch(X, "cuda")).sum().backward()
+    cpu(csr_batch(X)).sum().backward()
+    torch.testing.assert_close(gpu.weight.grad.to_dense().cpu(), cpu.weight.grad.to_dense(),
+                               rtol=1e-4, atol=1e-5)
