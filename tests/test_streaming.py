@@ -47,7 +47,7 @@ def test_npz_and_parquet(tmp_path):
     p = str(tmp_path / "y.npz")
     sp.save_npz(p, Y)
     assert cooccurrence(read_labels(p, chunk_size=700)) == cooccurrence(Y)
-    pa = pytest.importorskip("pyarrow")
+    pa = pytest.importorskip("pyarrow", exc_type=ImportError)
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"labels": sets}), str(tmp_path / "y.parquet"), row_group_size=500)

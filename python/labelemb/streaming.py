@@ -7,21 +7,35 @@ Memory stays bounded by one chunk plus the L x L counts, whatever the number of 
 
 from __future__ import annotations
 
-import gzip
 import os
-from typing import Iterator, Optional, Sequence, Union
+import sys
+import warnings
+import zipfile
+import zlib
+from collections import Counter
+from itertools import chain
+from typing import Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
 
+from . import _textfile as tf
 from ._labels import LabelBatch
+from ._textfile import LabelFileWarning
+
+__all__ = ["LabelFileWarning", "LabelReader", "read_labels"]
 
 FORMATS = ("text", "parquet", "npz")
+READ_OPTIONS = ("format", "chunk_size", "delimiter", "column", "labels", "progress")
 PathLike = Union[str, os.PathLike]
+_BLOCK_BYTES = 1 << 16  # of text decoded at once: bounds the reader's memory with chunk_size
 
 
 def _format_of(path: str) -> str:
-    name = path[:-3] if path.endswith(".gz") else path
+    name = path
+    for suffix in (".gz", ".bz2", ".xz"):
+        if name.endswith(suffix):
+            name = name[:-len(suffix)]
     if name.endswith(".parquet") or name.endswith(".pq"):
         return "parquet"
     if name.endswith(".npz"):
@@ -30,33 +44,81 @@ def _format_of(path: str) -> str:
 
 
 class LabelReader:
-    """Label sets streamed from one or more files (see :func:`read_labels`)."""
+    """Label sets streamed from one or more files (see :func:`read_labels`).
+
+    Attributes
+    ----------
+    paths : list of str
+    delimiter : str or None
+        The separator of the text files: as given, or detected from the first lines of
+        the first text file (``" "``: any run of whitespace); None without text files.
+    delimiter_detected : bool
+        Whether ``delimiter`` was detected rather than given.
+    kind : {"ids", "names"} or None
+        What the text files hold: as given by ``labels``, or decided from the same first
+        lines (None until a label is seen).
+    """
 
     def __init__(self, paths: Sequence[str], fmt: Optional[str], chunk_size: int, delimiter,
-                 column: Optional[str], labels: str, progress: bool):
+                 column: Optional[str], labels: str, progress: bool, *,
+                 delimiter_detected: bool = False, kind: Optional[str] = None,
+                 check: bool = True):
         self.paths = list(paths)
         self.format = fmt
         self.chunk_size = chunk_size
         self.delimiter = delimiter
+        self.delimiter_detected = delimiter_detected
         self.column = column
         self.labels = labels
+        self.kind = kind if kind is not None else {"ids": "ids", "names": "names"}.get(labels)
         self.progress = progress
+        self._check = check  # warn about a likely misread (off in the Dask workers' copies)
 
     def __repr__(self) -> str:
-        return f"LabelReader({len(self.paths)} file(s), chunk_size={self.chunk_size})"
+        sep = "" if self.delimiter is None else f", delimiter={self.delimiter!r}"
+        return f"LabelReader({len(self.paths)} file(s), chunk_size={self.chunk_size}{sep})"
+
+    def describe(self) -> str:
+        """One line: what the text files are read as (kind, separator, detected or given)."""
+        if self.delimiter is None:
+            return f"{len(self.paths)} file(s), no text file"
+        how = "detected from the first lines" if self.delimiter_detected else "given"
+        return (f"label {self.kind or 'ids or names'} separated by "
+                f"{tf.describe(self.delimiter)} ({how}) in {len(self.paths)} file(s)")
+
+    def _subset(self, paths: Sequence[str]) -> LabelReader:
+        """The same reading, decided once here, over some of the files (for a worker)."""
+        return LabelReader(paths, self.format, self.chunk_size, self.delimiter, self.column,
+                           self.labels, False, delimiter_detected=self.delimiter_detected,
+                           kind=self.kind, check=False)
+
+    def _warn_misread(self, counts) -> None:
+        if not self._check or self.kind != "names" or self.delimiter is None:
+            return
+        text = [p for p in self.paths if (self.format or _format_of(p)) == "text"]
+        msg = tf.misread_message(", ".join(text[:1]) + (" ..." if len(text) > 1 else ""),
+                                 self.delimiter, self.delimiter_detected, (), counts)
+        if msg is not None:
+            warnings.warn(msg, LabelFileWarning, stacklevel=4)
 
     def __iter__(self) -> Iterator:
         bar = _progress_bar(self.progress, sum(os.path.getsize(p) for p in self.paths))
-        kind = {"ids": "ids", "names": "names"}.get(self.labels)
+        if self.progress:
+            print(f"reading labels: {self.describe()}", file=sys.stderr)
+        kind = self.kind
+        names: Optional[Counter] = None
         try:
             for path in self.paths:
                 fmt = self.format or _format_of(path)
                 if fmt == "text":
-                    for chunk, nbytes in self._text_chunks(path, kind):
-                        if kind is None and any(chunk):
-                            kind = _guess_kind(chunk)
+                    for lineno, chunk, nbytes in self._text_chunks(path):
+                        if kind is None:
+                            kind = tf.guess_kind(chunk)
                         if kind == "ids":
-                            chunk = _ids_batch(chunk, path)
+                            chunk = _ids_batch(chunk, path, lineno)
+                        elif self._check:
+                            names = Counter() if names is None else names
+                            names.update(chain.from_iterable(chunk))
                         bar.update(nbytes)
                         yield chunk
                 elif fmt == "parquet":
@@ -65,27 +127,26 @@ class LabelReader:
                     yield from self._npz_chunks(path, bar)
         finally:
             bar.close()
+        if names is not None and kind == "names":
+            self._warn_misread(tf.once_counts(names))
 
     # -- text: one sample per line, labels separated by `delimiter` --------------------
-    def _text_chunks(self, path: str, kind):
-        opener = gzip.open if path.endswith(".gz") else open
-        with open(path, "rb") as raw, opener(raw if path.endswith(".gz") else path, "rt",
-                                            encoding="utf-8") as f:
-            chunk, last = [], 0
-            for line in f:
-                line = line.rstrip("\r\n")
-                if self.delimiter is None:
-                    toks = line.split()
-                else:
-                    toks = [t.strip() for t in line.split(self.delimiter)] if line.strip() else []
-                    toks = [t for t in toks if t]
-                chunk.append(toks)
-                if len(chunk) >= self.chunk_size:
-                    pos = raw.tell()
-                    yield chunk, pos - last
-                    chunk, last = [], pos
-            if chunk:
-                yield chunk, os.path.getsize(path) - last
+    def _text_chunks(self, path: str):
+        """``(first line number, token lists, bytes read)`` per ``chunk_size`` lines."""
+        size, delimiter = self.chunk_size, self.delimiter
+        pending: List[str] = []  # lines, split only chunk by chunk (memory: one chunk)
+        start, last = 1, 0
+        for lineno, block, pos in tf.line_blocks(path, _BLOCK_BYTES):
+            if not pending:
+                start = lineno
+            pending += block
+            i = 0
+            while len(pending) - i >= size:
+                yield start, _tokens(pending[i:i + size], delimiter, path, start), pos - last
+                i, start, last = i + size, start + size, pos
+            pending = pending[i:]
+        if pending:
+            yield start, _tokens(pending, delimiter, path, start), os.path.getsize(path) - last
 
     # -- parquet: a list column of ids or names ----------------------------------------
     def _parquet_chunks(self, path: str, bar):
@@ -114,18 +175,26 @@ class LabelReader:
 
     # -- npz: a scipy sparse matrix saved with scipy.sparse.save_npz --------------------
     def _npz_chunks(self, path: str, bar):
-        m = sp.load_npz(path).tocsr()
+        try:
+            m = sp.load_npz(path).tocsr()
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise ValueError(f"{path}: not a readable scipy sparse .npz ({type(e).__name__}: "
+                             f"{e}); write it with scipy.sparse.save_npz") from None
         n = m.shape[0]
         for a in range(0, n, self.chunk_size):
             yield m[a:a + self.chunk_size]
             bar.update(os.path.getsize(path) * min(self.chunk_size, n - a) / max(1, n))
 
 
-def _guess_kind(chunk) -> str:
-    for s in chunk:
-        for t in s:
-            return "ids" if t.lstrip("-").isdigit() else "names"
-    return "names"
+def _tokens(block: List[str], delimiter: str, path: str, lineno: int) -> List[List[str]]:
+    if delimiter == " ":
+        return [line.split() for line in block]
+    toks = [tf.split(line, delimiter) for line in block]
+    if not delimiter.isspace():
+        for k, t in enumerate(toks):
+            if "" in t:
+                raise tf.empty_label(path, lineno + k, block[k], delimiter)
+    return toks
 
 
 def _ids_arrays(indptr: np.ndarray, ids: np.ndarray, path: str) -> LabelBatch:
@@ -136,18 +205,15 @@ def _ids_arrays(indptr: np.ndarray, ids: np.ndarray, path: str) -> LabelBatch:
     return LabelBatch(indptr.astype(np.int64), ids.astype(itype), L)
 
 
-def _ids_batch(chunk, path: str) -> LabelBatch:
+def _ids_batch(chunk, path: str, lineno: int) -> LabelBatch:
     lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
     indptr = np.zeros(len(chunk) + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
-    flat = [t for s in chunk for t in s]
-    try:
-        ids = np.array(flat, dtype=np.int64)
-    except ValueError:
-        bad = next(t for t in flat if not t.lstrip("-").isdigit())
-        raise ValueError(f"{path}: label {bad!r} is not an integer id; pass labels='names' "
-                         "if the file holds label names") from None
-    return _ids_arrays(indptr, ids, path)
+    # Ids below INT64_MAX, so that n_labels = largest id + 1 fits an int64 too.
+    ids = tf.parse_ids(chunk, path, lineno, tf.INT64_MAX)
+    L = int(ids.max()) + 1 if len(ids) else 0
+    itype = np.int32 if L <= np.iinfo(np.int32).max else np.int64
+    return LabelBatch(indptr, ids.astype(itype), L)
 
 
 class _NoBar:
@@ -169,7 +235,7 @@ def _progress_bar(enabled: bool, total: int):
 
 
 def read_labels(paths: Union[PathLike, Sequence[PathLike]], *, format: Optional[str] = None,
-                chunk_size: int = 100_000, delimiter: Optional[str] = ",",
+                chunk_size: int = 100_000, delimiter: Optional[str] = None,
                 column: Optional[str] = None, labels: str = "auto",
                 progress: bool = False) -> LabelReader:
     """Stream label sets from files, in chunks.
@@ -178,40 +244,67 @@ def read_labels(paths: Union[PathLike, Sequence[PathLike]], *, format: Optional[
     ----------
     paths : path or list of paths
         Label-list text files (one sample per line, labels separated by ``delimiter``;
-        plain or gzip by the ``.gz`` suffix), Parquet files (``.parquet``; a list
-        column of integer ids or of names), or CSR matrices saved with
+        UTF-8, a byte-order mark is dropped; plain, or gzip/bz2/xz by the ``.gz``,
+        ``.bz2``, ``.xz`` suffix or the file's first bytes), Parquet files (``.parquet``;
+        a list column of integer ids or of names), or CSR matrices saved with
         ``scipy.sparse.save_npz`` (``.npz``; each file is loaded whole, so shard big
         matrices into several files).
     format : {"text", "parquet", "npz"}, optional
         Overrides the format guessed from the suffix.
     chunk_size : int, default 100_000
         Samples per chunk.
-    delimiter : str or None, default ","
-        Label separator in text files; None splits on any whitespace.
+    delimiter : str or None, default None
+        Label separator in text files; ``" "`` splits on any run of whitespace. None
+        detects it from the first 1,000 non-empty lines of the first text file: the one of
+        tab, semicolon and comma found in the most lines, else whitespace when lines hold
+        several words. The choice is ``reader.delimiter`` (and ``reader.describe()``,
+        printed with ``progress=True``). A given delimiter is always used as is.
     column : str, optional
         Parquet column holding the label lists (default: the first column).
     labels : {"auto", "ids", "names"}, default "auto"
-        Whether text files hold integer ids or names; "auto" decides from the first
-        label of the first non-empty chunk.
+        Whether text files hold integer ids or names; "auto" reads ids when every label
+        of those first lines is an integer, names otherwise (``reader.kind``).
     progress : bool, default False
-        Show a progress bar in bytes (needs tqdm).
+        Print what the files are read as, and show a progress bar in bytes (needs tqdm).
 
     Returns
     -------
     LabelReader
         Re-iterable; pass it to :func:`labelemb.cooccurrence` or
-        :func:`labelemb.fit_embeddings`.
+        :func:`labelemb.fit_embeddings` (with ``client=``, every Dask worker reads its
+        files with the same options and the same detected separator).
+
+    Raises
+    ------
+    ValueError
+        While reading, ``"<path>:<line>: ..."`` for text that is not UTF-8, an empty
+        label, a label that is not an id in ids mode, or an id of 2^63 - 1 or more; and
+        ``"<path>: ..."`` for a truncated or corrupt compressed file.
+
+    Warns
+    -----
+    LabelFileWarning
+        When the files are read as names and look misread: most of the first lines hold
+        one label that contains another separator, or (after a full pass) 90% or more of
+        at least 100 names occur only once. The message says how to read them otherwise.
 
     Examples
     --------
-    >>> import labelemb, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "tags.txt")
-    >>> _ = open(path, "w").write("sky,beach\\nsky,sea\\n")
-    >>> labelemb.cooccurrence(labelemb.read_labels(path)).label_names
+    >>> import labelemb, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "tags.txt"
+    >>> _ = path.write_text("sky beach\\nsky sea\\n")
+    >>> reader = labelemb.read_labels(path)
+    >>> reader.delimiter, reader.kind
+    (' ', 'names')
+    >>> labelemb.cooccurrence(reader).label_names
     ['beach', 'sea', 'sky']
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    if not isinstance(paths, (list, tuple)) or \
+            not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        raise TypeError("paths must be a path or a list of paths, got "
+                        f"{type(paths).__name__}")
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise ValueError("paths is empty; pass at least one file")
@@ -225,4 +318,71 @@ def read_labels(paths: Union[PathLike, Sequence[PathLike]], *, format: Optional[
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
             or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    return LabelReader(paths, format, int(chunk_size), delimiter, column, labels, progress)
+    _check_delimiter(delimiter)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
+    text = [p for p in paths if (format or _format_of(p)) == "text"]
+    kind = None if labels == "auto" else labels
+    detected, first, sample = False, None, []
+    if text:
+        first, lines = tf.sample(text)
+        if delimiter is None:
+            delimiter, detected = tf.detect_delimiter(lines), True
+        sample = [[t for t in tf.split(s, delimiter) if t] for s in lines]
+        kind = kind or tf.guess_kind(sample)
+    reader = LabelReader(paths, format, int(chunk_size), delimiter, column, labels,
+                         bool(progress), delimiter_detected=detected, kind=kind)
+    if kind == "names" and first is not None:
+        msg = tf.misread_message(first, delimiter, detected, sample)
+        if msg is not None:
+            warnings.warn(msg, LabelFileWarning, stacklevel=2)
+            reader._check = False  # one warning for one cause
+    return reader
+
+
+def _check_delimiter(delimiter) -> None:
+    if delimiter is None:
+        return
+    if not isinstance(delimiter, str):
+        raise TypeError(f"delimiter must be a str or None, got {type(delimiter).__name__}")
+    if not delimiter or "\n" in delimiter or "\r" in delimiter:
+        raise ValueError(f"delimiter must be a non-empty string without line breaks (or None "
+                         f"to detect it), got {delimiter!r}")
+
+
+def as_reader(labels, read_kwargs: Optional[dict] = None,
+              progress: bool = False) -> Optional[LabelReader]:
+    """``labels`` as a :class:`LabelReader` when they name files, else None.
+
+    A LabelReader is returned as is; a path or a list of paths is read with
+    ``read_labels(paths, **read_kwargs)`` (``progress`` unless ``read_kwargs`` sets it).
+    ``read_kwargs`` with any other input is an error: it would be silently unused.
+    """
+    if read_kwargs is not None:
+        if not isinstance(read_kwargs, dict):
+            raise TypeError(f"read_kwargs must be a dict of read_labels options, got "
+                            f"{type(read_kwargs).__name__}")
+        unknown = sorted(set(read_kwargs) - set(READ_OPTIONS))
+        if unknown:
+            raise TypeError(f"read_kwargs has unknown option(s) {unknown}; read_labels takes "
+                            f"{list(READ_OPTIONS)}")
+    if isinstance(labels, LabelReader):
+        if read_kwargs:
+            raise ValueError("read_kwargs applies to file paths, but labels is a LabelReader "
+                             "already; give those options to read_labels instead")
+        return labels
+    is_paths = isinstance(labels, (str, os.PathLike)) or (
+        isinstance(labels, (list, tuple)) and len(labels) > 0
+        and all(isinstance(p, (str, os.PathLike)) for p in labels))
+    if not is_paths:
+        if read_kwargs is not None:
+            raise TypeError(f"read_kwargs applies to label files, but labels is a "
+                            f"{type(labels).__name__}; pass file paths or drop read_kwargs")
+        return None
+    listed = [labels] if isinstance(labels, (str, os.PathLike)) else list(labels)
+    missing = [os.fspath(p) for p in listed if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"labels: no such file {missing[0]!r} (strings are read as "
+                                "label files; label sets go in lists: [['cat', 'dog'], ...])")
+    options = {"progress": progress, **(read_kwargs or {})}
+    return read_labels(listed, **options)
