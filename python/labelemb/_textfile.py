@@ -166,6 +166,17 @@ def sample(paths: Sequence[str], n: int = SAMPLE_LINES) -> Tuple[Optional[str], 
 # ------------------------------------------------------------------------ separators, tokens
 
 
+def check_delimiter(delimiter) -> None:
+    """TypeError/ValueError unless ``delimiter`` is None or a usable separator."""
+    if delimiter is None:
+        return
+    if not isinstance(delimiter, str):
+        raise TypeError(f"delimiter must be a str or None, got {type(delimiter).__name__}")
+    if not delimiter or "\n" in delimiter or "\r" in delimiter:
+        raise ValueError(f"delimiter must be a non-empty string without line breaks (or None "
+                         f"to detect it), got {delimiter!r}")
+
+
 def detect_delimiter(sample_lines: Iterable[str]) -> str:
     """The separator of a label file from its first lines.
 
@@ -174,7 +185,7 @@ def detect_delimiter(sample_lines: Iterable[str]) -> str:
     whitespace-separated words; else ``","`` (one label per line: any choice reads the
     same).
     """
-    nonempty = [s for s in sample_lines if s.strip()]
+    nonempty = [s.strip() for s in sample_lines if s.strip()]  # an indent separates nothing
     best, best_n = None, 0
     for c in _CANDIDATES:
         n = sum(1 for s in nonempty if c in s)

@@ -19,11 +19,13 @@ import gzip
 import io
 import numbers
 import os
+import warnings
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sp
 
+from . import _textfile
 from ._io import atomic_write
 
 __all__ = ["read_label_list", "read_xc", "write_label_list", "write_xc"]
@@ -39,17 +41,12 @@ def _is_gz(path: PathLike) -> bool:
 
 
 def _lines(path: PathLike) -> Iterator[Tuple[int, str]]:
-    """(1-based line number, line without its end-of-line) for every line of a file.
+    """(1-based line number, line without its end-of-line) for every line of a file, read
+    by the shared reader core (compression, UTF-8 and BOM, errors at ``path:line``).
 
     A final line terminator does not start an extra (empty) line.
     """
-    if _is_gz(path):
-        fh = io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    else:
-        fh = open(path, encoding="utf-8", newline="")
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            yield lineno, line.rstrip("\r\n")
+    return _textfile.lines(os.fspath(path))
 
 
 def _atomic_write_lines(path: PathLike, lines: Iterable[str]) -> None:
@@ -126,24 +123,15 @@ def _n_cols(labels, rows: List[List[int]]) -> int:
 # ------------------------------------------------------------------------ label list
 
 
-def _split(line: str, delimiter: Optional[str]) -> List[str]:
-    if delimiter is None:
-        return line.split()
-    if delimiter.isspace():
-        return [t.strip() for t in line.split(delimiter) if t.strip()]
-    if not line.strip():
-        return []
-    return [t.strip() for t in line.split(delimiter)]
-
-
-def _is_id(token: str) -> bool:
-    return token.isascii() and token.isdigit()
+_is_id = _textfile.is_id
+_INDEX_LIMIT = int(np.iinfo(np.int32).max)  # column ids are int32: ids below this
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_label_list(
     path: PathLike,
     *,
-    delimiter: Optional[str] = ",",
+    delimiter: Optional[str] = None,
     ids: Optional[bool] = None,
     n_labels: Optional[int] = None,
 ) -> Tuple[sp.csr_matrix, Optional[List[str]]]:
@@ -152,15 +140,18 @@ def read_label_list(
     Parameters
     ----------
     path : str or path
-        Plain text, or gzip when the name ends in ``.gz``. UTF-8.
-    delimiter : str or None, default ","
-        Separator between the labels of a line. For a whitespace delimiter (``" "``,
-        ``"\\t"``) or None (any run of whitespace), repeated separators are one.
-        Labels are stripped of surrounding whitespace.
+        UTF-8 text (a leading byte-order mark is dropped); gzip, bz2 or xz by the
+        ``.gz``, ``.bz2``, ``.xz`` suffix or the file's first bytes.
+    delimiter : str or None, default None
+        Separator between the labels of a line. None detects it from the first 1,000
+        non-empty lines as :func:`labelemb.read_labels` does (tab, semicolon, comma, else
+        whitespace). ``" "`` splits on any run of whitespace; for another whitespace
+        delimiter (``"\\t"``) repeated separators are one. Labels are stripped of
+        surrounding whitespace.
     ids : bool or None, default None
-        True: labels are non-negative integer ids (column numbers). False: labels are
-        names (``"12"`` is a name). None: ids if every label in the file is a
-        non-negative integer, names otherwise.
+        True: labels are non-negative integer ids (column numbers, ASCII digits). False:
+        labels are names (``"12"`` is a name). None: ids if every label in the file looks
+        like an integer, names otherwise.
     n_labels : int, optional
         Number of columns for ids (default: largest id + 1). Ignored for names.
 
@@ -175,35 +166,57 @@ def read_label_list(
     Raises
     ------
     ValueError
-        ``"<path>:<line>: ..."`` for an empty label between two delimiters, a label
-        that is not an id when ``ids=True``, or an id ``>= n_labels``.
+        ``"<path>:<line>: ..."`` for text that is not UTF-8, an empty label between two
+        delimiters, a label that is not an id when ids are read (a negative one
+        included), an id ``>= n_labels`` or ``>= 2**31 - 1``; ``"<path>: ..."`` for a
+        truncated or corrupt compressed file.
+
+    Warns
+    -----
+    LabelFileWarning
+        Names that look misread (see :func:`labelemb.read_labels`).
     """
+    path = os.fspath(path)
+    _textfile.check_delimiter(delimiter)
+    detected = delimiter is None
+    if detected:
+        _, first = _textfile.sample([path])
+        delimiter = _textfile.detect_delimiter(first)
     tokens: List[List[str]] = []
     linenos: List[int] = []
     for lineno, line in _lines(path):
-        toks = _split(line, delimiter)
-        for t in toks:
-            if not t:
-                raise _error(path, lineno, f"empty label in {line[:80]!r}")
+        toks = _textfile.split(line, delimiter)
+        if "" in toks:
+            raise _textfile.empty_label(path, lineno, line, delimiter)
         tokens.append(toks)
         linenos.append(lineno)
 
     if ids is None:
-        ids = all(_is_id(t) for toks in tokens for t in toks) and any(tokens)
+        ids = _textfile.guess_kind(tokens) == "ids"
     if not ids:
         names = sorted({t for toks in tokens for t in toks})
         col = {name: j for j, name in enumerate(names)}
         rows = [sorted({col[t] for t in toks}) for toks in tokens]
-        return _csr(rows, len(names)), names
+        m = _csr(rows, len(names))
+        counts = np.diff(m.tocsc().indptr)
+        once = np.flatnonzero(counts == 1)
+        msg = _textfile.misread_message(
+            path, delimiter, detected, tokens[:_textfile.SAMPLE_LINES],
+            (len(names), len(once), names[once[0]] if len(once) else ""))
+        if msg is not None:
+            warnings.warn(msg, _textfile.LabelFileWarning, stacklevel=2)
+        return m, names
 
+    limit = _INDEX_LIMIT if n_labels is None else min(int(n_labels), _INDEX_LIMIT)
     rows = []
     for toks, lineno in zip(tokens, linenos):
         row = set()
         for t in toks:
-            if not _is_id(t):
-                raise _error(path, lineno, f"label {t!r} is not a non-negative integer id")
+            err = _textfile.bad_id(t, path, lineno, _INDEX_LIMIT)
+            if err is not None:
+                raise err
             j = int(t)
-            if n_labels is not None and j >= n_labels:
+            if j >= limit:
                 raise _error(path, lineno, f"label id {j} >= n_labels={n_labels}")
             row.add(j)
         rows.append(sorted(row))
@@ -291,7 +304,10 @@ def read_xc(path: PathLike) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
     parts = header.split()
     if len(parts) != 3 or not all(_is_id(p) for p in parts):
         raise _error(path, 1, f"expected 'n_samples n_features n_labels', got {header[:80]!r}")
-    n_samples, n_features, n_labels = (int(p) for p in parts)
+    n_samples, n_features, n_labels = (int(p) if len(p) < 20 else _INDEX_LIMIT for p in parts)
+    if max(n_features, n_labels) >= _INDEX_LIMIT:
+        raise _error(path, 1, f"n_features and n_labels must be below {_INDEX_LIMIT} (int32 "
+                     f"column ids), got {header[:80]!r}")
 
     label_rows: List[List[int]] = []
     feat_rows: List[List[int]] = []
@@ -322,6 +338,8 @@ def read_xc(path: PathLike) -> Tuple[sp.csr_matrix, sp.csr_matrix]:
                 val = float(v)
             except ValueError:
                 raise _error(path, lineno, f"bad feature value in {t!r}") from None
+            if not abs(val) <= _FLOAT32_MAX:  # NaN, inf, or inf once stored as float32
+                raise _error(path, lineno, f"feature value in {t!r} is not a finite float32")
             k_int = int(k)
             if k_int >= n_features:
                 raise _error(path, lineno, f"feature {k_int} >= n_features={n_features}")

@@ -318,7 +318,7 @@ def read_labels(paths: Union[PathLike, Sequence[PathLike]], *, format: Optional[
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
             or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-    _check_delimiter(delimiter)
+    tf.check_delimiter(delimiter)
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False, got {progress!r}")
     text = [p for p in paths if (format or _format_of(p)) == "text"]
@@ -338,16 +338,6 @@ def read_labels(paths: Union[PathLike, Sequence[PathLike]], *, format: Optional[
             warnings.warn(msg, LabelFileWarning, stacklevel=2)
             reader._check = False  # one warning for one cause
     return reader
-
-
-def _check_delimiter(delimiter) -> None:
-    if delimiter is None:
-        return
-    if not isinstance(delimiter, str):
-        raise TypeError(f"delimiter must be a str or None, got {type(delimiter).__name__}")
-    if not delimiter or "\n" in delimiter or "\r" in delimiter:
-        raise ValueError(f"delimiter must be a non-empty string without line breaks (or None "
-                         f"to detect it), got {delimiter!r}")
 
 
 def as_reader(labels, read_kwargs: Optional[dict] = None,
