@@ -5,6 +5,8 @@ Accepted forms (samples x labels):
 * a scipy sparse matrix or array, any format (any stored non-zero means present);
 * a 2-D numpy array used as a dense indicator matrix;
 * a sequence of label sets, each a sequence of integer ids or of label names (strings);
+* a pandas Series of label sets, or a DataFrame (one column of label sets, or 0/1
+  indicator columns); pandas itself is never imported here;
 * an iterator or generator of any of the above (chunks, streamed one at a time).
 
 Everything is validated here, before any kernel runs, and errors name the argument.
@@ -131,6 +133,12 @@ def _from_sets(sets: Sequence, n_labels, name: str, vocab: Optional[dict] = None
                                         and not issubclass(k, (bool, np.bool_)))]
         if bad:
             if any(issubclass(k, (str, np.str_)) for k in kinds):
+                floats = [x for x in flat if isinstance(x, (float, np.floating))]
+                if floats:
+                    raise TypeError(
+                        f"{name} has the float {floats[0]!r} among label names; a missing "
+                        "value is not a label: drop it (pandas: dropna) or give it a name"
+                    )
                 raise TypeError(
                     f"{name} mixes label names and integer ids; use one or the other"
                 )
@@ -142,6 +150,9 @@ def _from_sets(sets: Sequence, n_labels, name: str, vocab: Optional[dict] = None
         if n_labels is not None:
             raise ValueError(f"{name} holds label names, which build their own vocabulary; "
                              "n_labels applies to integer ids only (leave it as None)")
+        if "\0" in "".join(flat):
+            raise ValueError(f"{name} has a label name with a NUL character ('\\0'); names "
+                             "that differ only by NULs would be merged: remove them")
         arr = np.asarray(flat, dtype=str)
         if vocab is None:
             uniq, inv = np.unique(arr, return_inverse=True)
@@ -164,13 +175,37 @@ def _from_sets(sets: Sequence, n_labels, name: str, vocab: Optional[dict] = None
     return LabelBatch(indptr, ids.astype(_index_dtype(L)), L)
 
 
+def _is_pandas(obj) -> bool:
+    return type(obj).__module__.split(".")[0] == "pandas" and hasattr(obj, "to_numpy")
+
+
+def _from_pandas(obj, name: str):
+    """A pandas Series of label sets (lists), or a DataFrame: one column of label sets, or
+    numeric 0/1 indicator columns. (pandas is imported by the caller's code, never here.)"""
+    if obj.ndim == 1:  # Series
+        return list(obj.tolist())
+    kinds = {dt.kind for dt in obj.dtypes}
+    if obj.shape[1] == 1 and kinds == {"O"}:
+        return list(obj.iloc[:, 0].tolist())
+    if kinds <= set("biuf"):
+        return obj.to_numpy()
+    raise TypeError(
+        f"{name} is a DataFrame with columns {list(obj.columns)[:5]}; pass one column of "
+        "label lists (df['labels']) or numeric 0/1 indicator columns"
+    )
+
+
 def _one_batch(obj, n_labels, name: str, vocab: Optional[dict] = None) -> LabelBatch:
     if sp.issparse(obj):
         return _from_sparse(obj, n_labels, name)
+    if _is_pandas(obj):
+        obj = _from_pandas(obj, name)
     if isinstance(obj, np.ndarray):
         if obj.dtype == object or obj.ndim == 1:
             if obj.ndim != 1:
-                raise ValueError(f"{name} must be 1-D or 2-D, got {obj.ndim}-D")
+                raise ValueError(
+                    f"{name} is a {obj.ndim}-D array of Python objects; pass a list of label "
+                    "sets (or a 1-D object array of them), or a numeric 0/1 matrix")
             return _from_sets(list(obj), n_labels, name, vocab)
         return _from_dense(obj, n_labels, name)
     if isinstance(obj, (list, tuple)):
@@ -183,7 +218,7 @@ def _one_batch(obj, n_labels, name: str, vocab: Optional[dict] = None) -> LabelB
 
 def is_stream(obj) -> bool:
     """True for inputs given as several chunks (an iterator, or a list of sparse matrices)."""
-    if sp.issparse(obj) or isinstance(obj, (np.ndarray, str, bytes)):
+    if sp.issparse(obj) or isinstance(obj, (np.ndarray, str, bytes)) or _is_pandas(obj):
         return False
     if isinstance(obj, (list, tuple)):
         return len(obj) > 0 and all(sp.issparse(c) for c in obj)
