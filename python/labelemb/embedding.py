@@ -295,6 +295,9 @@ class LabelEmbedding:
                 raise ValueError(f"label_names has {len(label_names)} names for {L} vectors")
             if len(set(label_names)) != L:
                 raise ValueError("label_names contains repeated names")
+            if "\0" in "".join(label_names):
+                raise ValueError("label_names has a name with a NUL character ('\\0'), which "
+                                 "a saved file cannot keep apart from the name without it")
         self.label_names: Optional[List[str]] = label_names
         self.label_counts = (np.zeros(L, dtype=np.int64) if label_counts is None
                              else np.asarray(label_counts, dtype=np.int64))
