@@ -17,6 +17,7 @@ import numpy as np
 
 from .cooccurrence import Cooccurrence, combine
 from .cooccurrence import cooccurrence as _count
+from .streaming import LabelReader, as_reader
 
 
 def _count_partition(part, n_labels, num_threads) -> Cooccurrence:
@@ -33,12 +34,10 @@ def _count_partition(part, n_labels, num_threads) -> Cooccurrence:
     return _count(part, n_labels=n_labels, num_threads=num_threads)
 
 
-def _count_files(paths, n_labels, num_threads, read_kwargs) -> Cooccurrence:
-    """One task: stream several files through one count (partial sums stay on the worker)."""
-    from .streaming import read_labels
-
-    return _count(read_labels(list(paths), **read_kwargs), n_labels=n_labels,
-                  num_threads=num_threads)
+def _count_files(reader, n_labels, num_threads) -> Cooccurrence:
+    """One task: stream several files through one count (partial sums stay on the worker).
+    ``reader`` carries the options and the separator decided once in the caller's process."""
+    return _count(reader, n_labels=n_labels, num_threads=num_threads)
 
 
 def _combine_all(parts) -> Optional[Cooccurrence]:
@@ -68,12 +67,15 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
 
     Parameters
     ----------
-    collection : dask.bag.Bag, dask.dataframe.DataFrame or Series, or list of paths
+    collection : dask.bag.Bag, dask.dataframe.DataFrame or Series, paths, or LabelReader
         A bag whose elements are label sets (lists of ids or names), a dataframe/series
         whose (first) column holds label lists, or files that
         :func:`labelemb.read_labels` reads (on the workers: the files are cut into one
         run of about equal size per worker thread, and each task streams its run into
-        one partial count, so only those partials cross process boundaries).
+        one partial count, so only those partials cross process boundaries). Files are
+        read with the options of the given reader, or of ``read_kwargs``; the separator
+        and ids-or-names are decided once, here, from the first file, so every worker
+        reads as :func:`labelemb.read_labels` does in one process.
     client : distributed.Client, optional
         The cluster to run on. Without one, a ``LocalCluster`` with ``n_workers``
         single-threaded process workers (default: one per core) is started and closed.
@@ -85,7 +87,7 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
         Fan-in of the tree that sums the partial counts on the cluster; the last (at
         most ``split_every``) are summed in this process.
     read_kwargs : dict, optional
-        Passed to :func:`labelemb.read_labels` for path inputs.
+        Passed to :func:`labelemb.read_labels` for path inputs (not with a reader).
 
     Returns
     -------
@@ -100,15 +102,22 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
         raise ValueError(f"split_every must be an int >= 2, got {split_every!r}")
     if isinstance(collection, (str, os.PathLike)):
         collection = [collection]
+    reader = None
     if isinstance(collection, (list, tuple)):
         if not collection:
             raise ValueError("collection is empty; pass a bag, a dataframe or file paths")
         if not all(isinstance(p, (str, os.PathLike)) for p in collection):
             raise TypeError("a list collection must hold file paths; wrap in-memory label "
                             "sets with dask.bag.from_sequence")
+        reader = as_reader(collection, read_kwargs)
+    elif isinstance(collection, LabelReader):
+        reader = as_reader(collection, read_kwargs)
     elif not hasattr(collection, "to_delayed"):
         raise TypeError(f"collection has unsupported type {type(collection).__name__}; pass a "
-                        "dask bag, a dask dataframe/series, or a list of file paths")
+                        "dask bag, a dask dataframe/series, a list of file paths or a "
+                        "LabelReader")
+    elif read_kwargs is not None:
+        raise TypeError("read_kwargs applies to file paths; drop it for a dask collection")
     own = None
     if client is None:
         from distributed import Client, LocalCluster
@@ -117,14 +126,13 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
                            processes=True, dashboard_address=":0")
         client = Client(own)
     try:
-        if isinstance(collection, (list, tuple)):
+        if reader is not None:
             # Files: one task per worker thread, each streaming its share of the files
             # (contiguous, about equal sizes) into one partial count, so that only one
             # partial per task crosses a process boundary.
-            paths = [os.fspath(p) for p in collection]
             slots = max(1, sum(client.nthreads().values()))
-            groups = _split_by_size(paths, min(len(paths), slots))
-            parts = [dask.delayed(_count_files)(g, n_labels, num_threads, read_kwargs or {})
+            groups = _split_by_size(reader.paths, min(len(reader.paths), slots))
+            parts = [dask.delayed(_count_files)(reader._subset(g), n_labels, num_threads)
                      for g in groups]
         else:
             parts = [dask.delayed(_count_partition)(d, n_labels, num_threads)
@@ -137,6 +145,10 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
             own.close()
     if result is None:
         raise ValueError("collection holds no samples")
+    if reader is not None and result.label_names is not None:
+        once = np.flatnonzero(result.label_counts == 1)
+        reader._warn_misread((result.n_labels, len(once),
+                              str(result.label_names[once[0]]) if len(once) else ""))
     if n_labels is not None and result.label_names is None:
         result = result._resized(n_labels)
     return result

@@ -41,6 +41,7 @@ from ._version import __version__
 from .cooccurrence import Cooccurrence, cooccurrence
 from .eigh import _eigh, _symmetric_csr_arrays
 from .pmi import DIAGONALS, PMI_KINDS, pmi_matrix
+from .streaming import as_reader
 
 FORMAT = "labelemb.LabelEmbedding"
 FORMAT_VERSION = 1
@@ -92,7 +93,8 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
                    shift: float = 0.0, alpha: float = 1.0, min_count: int = 1,
                    diagonal: str = "self", power: float = 0.5, which: str = "LA",
                    n_iter: int = 4, oversample: int = 16, seed: int = 0,
-                   num_threads: int = 0, progress: bool = False, client=None) -> LabelEmbedding:
+                   num_threads: int = 0, progress: bool = False, client=None,
+                   read_kwargs: Optional[dict] = None) -> LabelEmbedding:
     """Information-theoretic label embeddings (Chollet 2016) from training label sets.
 
     Counts -> PMI matrix -> rank-``dim`` eigendecomposition (largest algebraic
@@ -103,7 +105,8 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
     ----------
     labels : anything :func:`labelemb.cooccurrence` takes, or a Cooccurrence
         Samples x labels: sparse matrix, dense 0/1 array, list of label sets (ids or
-        names), an iterator of chunks (streamed), or counts already computed.
+        names), an iterator of chunks (streamed), or counts already computed; or label
+        files: a path, a list of paths, or a :func:`labelemb.read_labels` reader.
     dim : int, default 256
         Embedding dimension ``d``; must be smaller than the number of labels ``L``. When
         the PMI matrix has fewer than ``dim`` positive eigenvalues (a dot product can only
@@ -133,9 +136,15 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
         Show a progress bar per stage (needs tqdm; silently none without it).
     client : distributed.Client, optional
         Count on this Dask cluster (:func:`labelemb.dask.cooccurrence`): ``labels`` is
-        then a dask bag or dataframe of label lists, or a list of files each read on a
-        worker. The PMI and eigendecomposition steps run here (they need only the
-        L x L counts).
+        then a dask bag or dataframe of label lists, or label files (paths or a
+        :class:`~labelemb.streaming.LabelReader`), each read on a worker with the same
+        options and separator as in this process. The PMI and eigendecomposition steps
+        run here (they need only the L x L counts).
+    read_kwargs : dict, optional
+        When ``labels`` are file paths: options of :func:`labelemb.read_labels`
+        (``delimiter``, ``labels``, ``format``, ...), used in this process and on the
+        Dask workers alike. Paths without it are read with the defaults (separator
+        detected).
 
     Returns
     -------
@@ -169,6 +178,8 @@ def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pm
     if n_labels is not None:
         n_labels = check_int(n_labels, "n_labels", lo=1)
     progress = check_bool(progress, "progress")
+    reader = as_reader(labels, read_kwargs, progress)  # label files, or None
+    labels = labels if reader is None else reader
     if client is not None and isinstance(labels, Cooccurrence):
         raise ValueError("client= counts on a Dask cluster, but labels are counts already; "
                          "drop client=")
