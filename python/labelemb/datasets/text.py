@@ -423,7 +423,8 @@ def make_text_dataset(
     X_train = vectorizer.fit_transform(texts["train"]).tocsr()
     X = {"train": X_train}
     for p in ("valid", "test"):
-        X[p] = vectorizer.transform(texts[p]).tocsr()
+        X[p] = (vectorizer.transform(texts[p]).tocsr() if texts[p]
+                else sp.csr_matrix((0, X_train.shape[1]), dtype=np.float32))
     Y = {p: labels[r].astype(np.float32).tocsr() for p, r in rows.items()}
     for y in Y.values():
         y.sort_indices()
