@@ -9,8 +9,9 @@
 Each subcommand is one function registered with :func:`command`, which names it, gives
 its help line and declares its arguments (built with :func:`arg`); ``main`` builds the
 parser from the registry. A subcommand returns the exit status (0 or None for success).
-User errors (bad input, missing files) print ``labelemb <command>: error: ...`` to stderr
-and exit with status 1.
+User errors (bad input, missing or damaged files, out of memory) print one line,
+``labelemb <command>: error: ...``, to stderr and exit with status 2, as argparse does for
+a bad command line; ``--debug`` (anywhere on the line) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import argparse
 import re
 import sys
 import time
+import zipfile
+import zlib
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -325,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="labelemb",
         description="Information-theoretic label embeddings for multi-label classification.")
     parser.add_argument("--version", action="version", version=f"labelemb {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the traceback (may also follow the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_line, arguments, fn) in _COMMANDS.items():
         p = sub.add_parser(name, help=help_line, description=help_line,
@@ -336,14 +341,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What bad input, a damaged file or a machine too small can raise: one line, status 2.
+# Anything else is a bug in labelemb and keeps its traceback.
+_USER_ERRORS = (ValueError, TypeError, OSError, MemoryError, EOFError, OverflowError,
+                zlib.error, zipfile.BadZipFile)
+USER_ERROR = 2
+
+
+def _one_line(e: BaseException) -> str:
+    text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    text = text or type(e).__name__
+    if isinstance(e, MemoryError) and not text.lower().startswith(("out of memory",
+                                                                    "counting", "the ")):
+        text = f"out of memory ({text})"
+    return text
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``labelemb`` command; returns the exit status."""
+    """Entry point of the ``labelemb`` command; returns the exit status.
+
+    0 on success; 2 for a user error (one line on stderr; ``--debug`` anywhere in
+    ``argv`` shows the traceback instead) or a bad command line (argparse).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (ValueError, OSError) as e:
-        print(f"labelemb {args.command}: error: {e}", file=sys.stderr)
-        return 1
+    except _USER_ERRORS as e:
+        if debug:
+            raise
+        print(f"labelemb {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return USER_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover
