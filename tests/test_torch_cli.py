@@ -90,31 +90,31 @@ def test_train_csr_ids_with_saved_embedding(files, tmp_path, capsys):
 def test_cli_errors(files, tmp_path, capsys):
     code, _, err = _run(capsys, "train", files / "X_test.npz", files / "tags.txt", "-o",
                         tmp_path / "m.pt")
-    assert code == 1 and "100 rows but" in err and "600 label sets" in err
+    assert code == 2 and "100 rows but" in err and "600 label sets" in err
     code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o",
                         tmp_path / "m.pt", "--device", "cuda:7" if torch.cuda.is_available()
                         else "cuda", "--no-progress", "--epochs", "1")
-    assert code == 1 and ("CUDA is not available" in err or "visible" in err)
+    assert code == 2 and ("CUDA is not available" in err or "visible" in err)
     code, _, err = _run(capsys, "train", files / "nope.npy", files / "tags.txt", "-o",
                         tmp_path / "m.pt")
-    assert code == 1 and "no such features file" in err
+    assert code == 2 and "no such features file" in err
     code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o",
                         tmp_path / "m.pt", "--hidden", "a,b")
-    assert code == 1 and "--hidden" in err
+    assert code == 2 and "--hidden" in err
     code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o",
                         tmp_path / "m.pt", "--epochs", "0", "--objective", "bce")
-    assert code == 1 and "epochs" in err
+    assert code == 2 and "epochs" in err
     # evaluating with labels the model has never seen
     _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", tmp_path / "m.pt",
          "--objective", "bce", "--epochs", "1", "--hidden", "8", "--no-progress", "-q")
     (tmp_path / "bad.txt").write_text("tag00,unicorn\n" * 100)
     code, _, err = _run(capsys, "evaluate", tmp_path / "m.pt", files / "X_test.npz",
                         tmp_path / "bad.txt")
-    assert code == 1 and "does not know" in err and "unicorn" in err
+    assert code == 2 and "does not know" in err and "unicorn" in err
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     code, _, err = _run(capsys, "evaluate", tmp_path / "junk.pt", files / "X_test.npz",
                         files / "tags_test.txt")
-    assert code == 1 and "cannot read a labelemb model" in err
+    assert code == 2 and "cannot read a labelemb model" in err
 
 
 def test_help_does_not_import_torch():
