@@ -25,7 +25,7 @@ def test_demo_end_to_end(tmp_path):
 def test_demo_rejects_unknown_recipe(tmp_path, capsys):
     from labelemb.cli import main
 
-    assert main(["demo", "-o", str(tmp_path), "--recipes", "svm", "--limit", "50"]) == 1
+    assert main(["demo", "-o", str(tmp_path), "--recipes", "svm", "--limit", "50"]) == 2
     assert "unknown recipe" in capsys.readouterr().err
 
 
