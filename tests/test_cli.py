@@ -97,7 +97,7 @@ def test_neighbors_ids(tmp_path, capsys):
 ])
 def test_user_errors(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli.main(argv + (["--no-progress"] if argv[0] == "fit" else [])) == 1
+    assert cli.main(argv + (["--no-progress"] if argv[0] == "fit" else [])) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"labelemb {argv[0]}: error:") and message in err
 
@@ -106,11 +106,11 @@ def test_user_errors(argv, message, tmp_path, capsys, monkeypatch):
 def test_neighbors_unknown_label(tags, tmp_path, capsys):
     out = tmp_path / "emb.npz"
     cli.main(["fit", str(tags), "--dim", "3", "-o", str(out), "--no-progress"])
-    assert cli.main(["neighbors", str(out), "volcano"]) == 1
+    assert cli.main(["neighbors", str(out), "volcano"]) == 2
     assert "unknown label 'volcano'" in capsys.readouterr().err
     ids = tmp_path / "ids.npz"
     cli.main(["fit", "--synthetic", "2000x30", "--dim", "3", "-o", str(ids), "--no-progress"])
-    assert cli.main(["neighbors", str(ids), "sky"]) == 1
+    assert cli.main(["neighbors", str(ids), "sky"]) == 2
     assert "integer label ids" in capsys.readouterr().err
 
 
