@@ -50,10 +50,17 @@ def command(name: str, help: str, *arguments: Argument):
     return register
 
 
+def _delimiter_arg(where: str, more: str = "") -> Argument:
+    """``--delimiter``: given, or detected as :func:`labelemb.read_labels` does."""
+    return arg("--delimiter", default=None,
+               help=f"label separator in {where} (default: detected, one of comma, tab, "
+                    f"semicolon or whitespace{more})")
+
+
 # ------------------------------------------------------------------------------ fit
 
 
-def _read_label_file(path: str, delimiter: str):
+def _read_label_file(path: str, delimiter: Optional[str]):
     """(labels, label_names): a CSR matrix and its column names (None for integer ids)."""
     if read_label_list is not None:
         return read_label_list(path, delimiter=delimiter)
@@ -93,7 +100,7 @@ def _parse_synthetic(text: str) -> Tuple[int, int]:
     arg("--oversample", type=int, default=16, help="extra basis vectors (default 16)"),
     arg("--seed", type=int, default=0, help="random seed (default 0)"),
     arg("--threads", type=int, default=0, help="threads, 0 = all cores (default)"),
-    arg("--delimiter", default=",", help="label separator in LABELS_FILE (default ',')"),
+    _delimiter_arg("LABELS_FILE"),
     arg("--no-progress", action="store_true", help="no progress bars"),
 )
 def fit(args: argparse.Namespace) -> int:
@@ -224,7 +231,7 @@ def neighbors(args: argparse.Namespace) -> int:
         help="save a checkpoint after every epoch (and history.jsonl) here"),
     arg("--resume", action="store_true", help="continue from the last checkpoint in DIR"),
     arg("--log", metavar="FILE.jsonl", help="write one JSON line per epoch here"),
-    arg("--delimiter", default=",", help="label separator in label-list files (default ',')"),
+    _delimiter_arg("label-list files"),
     arg("--no-progress", action="store_true", help="no progress bars"),
     arg("-q", "--quiet", action="store_true", help="print nothing but errors"),
 )
@@ -267,7 +274,7 @@ DistributedDataParallel across the processes."""
     arg("--top", type=int, default=10, help="labels per line in --predictions (default 10)"),
     arg("--device", default="auto", help="auto, cpu, cuda or cuda:N"),
     arg("--batch-size", type=int, default=2048, help="samples per forward pass"),
-    arg("--delimiter", default=",", help="label separator in text files (default ',')"),
+    _delimiter_arg("text files", "; ',' in --predictions"),
     arg("--json", action="store_true", help="print the metrics as one JSON object"),
 )
 def evaluate(args: argparse.Namespace) -> int:

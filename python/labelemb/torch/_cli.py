@@ -274,7 +274,7 @@ def evaluate_command(args) -> int:
         lines = []
         for row in idx:
             labs = [vocab[i] if vocab is not None else str(i) for i in row]
-            lines.append(args.delimiter.join(labs))
+            lines.append((args.delimiter or ",").join(labs))
         with atomic_write(args.predictions, "w") as f:
             f.write("\n".join(lines) + "\n")
     if args.json:
