@@ -17,7 +17,7 @@ from .cooccurrence import Cooccurrence, MemoryBudgetError, cooccurrence
 from .eigh import randomized_eigh
 from .embedding import EmbeddingWarning, LabelEmbedding, fit_embeddings
 from .pmi import pmi_matrix
-from .streaming import read_labels
+from .streaming import LabelFileWarning, LabelReader, read_labels
 from .synthetic import make_topic_labels
 from .topk import TopkIndex, threshold, topk
 
@@ -27,6 +27,8 @@ __all__ = [
     "Cooccurrence",
     "EmbeddingWarning",
     "LabelEmbedding",
+    "LabelFileWarning",
+    "LabelReader",
     "MemoryBudgetError",
     "__version__",
     "cooccurrence",
