@@ -210,7 +210,7 @@ class SparseAdamW(torch.optim.Optimizer):
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 m.lerp_(g, 1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                p.addcdiv_(m, (v.sqrt() / bc2_sqrt).add_(eps), value=-step_size)
+                p.addcdiv_(m, v.sqrt().div_(bc2_sqrt).add_(eps), value=-step_size)
         return loss
 
 
@@ -228,7 +228,7 @@ def _sparse_rows_update(p, grad, state, lr, b1, b2, eps, wd, decoupled, step_siz
         g = g.add(w, alpha=wd)
     m = state["exp_avg"].index_select(0, rows).lerp_(g, 1 - b1)
     v = state["exp_avg_sq"].index_select(0, rows).mul_(b2).addcmul_(g, g, value=1 - b2)
-    w.addcdiv_(m, (v.sqrt() / bc2_sqrt).add_(eps), value=-step_size)
+    w.addcdiv_(m, v.sqrt().div_(bc2_sqrt).add_(eps), value=-step_size)
     state["exp_avg"].index_copy_(0, rows, m)
     state["exp_avg_sq"].index_copy_(0, rows, v)
     p.index_copy_(0, rows, w)
