@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from labelemb.datasets import (
+pytest.importorskip("sklearn", reason="the text data sets need scikit-learn (extra 'data')")
+
+from labelemb.datasets import (  # noqa: E402
     TextDataset,
     _debian,
     as_text_dataset,
@@ -303,6 +305,20 @@ def test_bad_options_are_refused_by_name():
             text.make_text_dataset(corpus, **kwargs)
     with pytest.raises(ValueError, match="source"):
         load_wordnet(source="internet")
+
+
+def test_loaders_check_their_options_before_running_apt(tmp_path, monkeypatch):
+    def fail(cmd, cwd=None):
+        raise AssertionError("apt ran before the options were checked")
+
+    monkeypatch.setattr(_debian, "run_command", fail)
+    with pytest.raises(ValueError, match="valid_fraction"):
+        load_debian_deps(tmp_path, valid_fraction=2.0)
+    with pytest.raises(ValueError, match="min_count"):
+        load_wordnet(source="debian", cache_dir=tmp_path, min_count=-1)
+    with pytest.raises(TypeError, match="tfidf"):
+        load_wordnet(source="debian", cache_dir=tmp_path, tfidf=["min_df"])
+    assert os.listdir(tmp_path) == []
 
 
 def test_describe_and_repr_give_the_counts():

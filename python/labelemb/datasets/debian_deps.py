@@ -27,7 +27,14 @@ import scipy.sparse as sp
 
 from . import _debian
 from .debtags import description_text, parse_deb822, parse_translations, source_name
-from .text import LabelledTexts, TextDataset, load_corpus, make_text_dataset, save_corpus
+from .text import (
+    LabelledTexts,
+    TextDataset,
+    check_text_options,
+    load_corpus,
+    make_text_dataset,
+    save_corpus,
+)
 
 __all__ = [
     "DEPENDENCY_FIELDS",
@@ -244,6 +251,7 @@ def load_debian_deps(
         When the apt indexes cannot be obtained; the message lists the commands that
         write ``Packages`` and ``Translation-en`` into ``cache_dir`` by hand.
     """
+    check_text_options(min_count, max_label_fraction, valid_fraction, test_fraction, tfidf)
     corpus = debian_deps_corpus(cache_dir, rebuild=rebuild)
     return make_text_dataset(
         corpus,

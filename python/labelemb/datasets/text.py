@@ -29,11 +29,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._io import atomic_write
+from .._validation import check_float, check_int
 
 __all__ = [
     "LabelledTexts",
     "TextDataset",
     "as_text_dataset",
+    "check_text_options",
     "hash01",
     "load_corpus",
     "load_debtags_xmc",
@@ -295,15 +297,22 @@ def split_groups(
 # ------------------------------------------------------------------------------ assembly
 
 
-def _check_fraction(name: str, value: float, *, upper_open: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__}")
-    value = float(value)
-    inside = (0.0 <= value < 1.0) if upper_open else (0.0 < value <= 1.0)
-    if not inside:
-        bounds = "[0, 1)" if upper_open else "(0, 1]"
-        raise ValueError(f"{name} must be in {bounds}, got {value!r}")
-    return value
+def check_text_options(min_count, max_label_fraction, valid_fraction, test_fraction, tfidf):
+    """Validate the options of :func:`make_text_dataset` (loaders call it before any download).
+
+    Returns ``(min_count, max_label_fraction, valid_fraction, test_fraction)`` converted.
+    """
+    min_count = check_int(min_count, "min_count", lo=0, hint=" (0 keeps every label)")
+    valid_fraction = check_float(valid_fraction, "valid_fraction", lo=0.0, hi=1.0, hi_open=True)
+    test_fraction = check_float(test_fraction, "test_fraction", lo=0.0, hi=1.0, hi_open=True)
+    if max_label_fraction is not None:
+        max_label_fraction = check_float(max_label_fraction, "max_label_fraction", lo=0.0,
+                                         hi=1.0, lo_open=True, hint=" or None")
+    if tfidf is not None and not isinstance(tfidf, dict):
+        raise TypeError(
+            f"tfidf must be a dict of TfidfVectorizer options, got {type(tfidf).__name__}"
+        )
+    return min_count, max_label_fraction, valid_fraction, test_fraction
 
 
 def _vectorizer(tfidf: Optional[Dict[str, Any]]):
@@ -314,8 +323,6 @@ def _vectorizer(tfidf: Optional[Dict[str, Any]]):
             "the text data sets need scikit-learn for their TF-IDF features: "
             "pip install 'labelemb[data]' (or pip install scikit-learn)"
         ) from exc
-    if tfidf is not None and not isinstance(tfidf, dict):
-        raise TypeError(f"tfidf must be a dict of TfidfVectorizer options, got {type(tfidf)}")
     options = dict(TFIDF_DEFAULTS)
     options.update(tfidf or {})
     return TfidfVectorizer(**options), options
@@ -368,16 +375,9 @@ def make_text_dataset(
     TextDataset
         Samples left with no label after the filter are dropped from every part.
     """
-    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)):
-        raise TypeError(f"min_count must be an int >= 0, got {type(min_count).__name__}")
-    if min_count < 0:
-        raise ValueError(f"min_count must be >= 0, got {min_count}")
-    valid_fraction = _check_fraction("valid_fraction", valid_fraction)
-    test_fraction = _check_fraction("test_fraction", test_fraction)
-    if max_label_fraction is not None:
-        max_label_fraction = _check_fraction(
-            "max_label_fraction", max_label_fraction, upper_open=False
-        )
+    min_count, max_label_fraction, valid_fraction, test_fraction = check_text_options(
+        min_count, max_label_fraction, valid_fraction, test_fraction, tfidf
+    )
     vectorizer, tfidf_options = _vectorizer(tfidf)
     n = corpus.n_samples
     if n == 0:

@@ -32,8 +32,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._io import atomic_write
+from .._validation import check_choice
 from . import _debian
-from .text import LabelledTexts, TextDataset, make_text_dataset
+from .text import LabelledTexts, TextDataset, check_text_options, make_text_dataset
 
 __all__ = [
     "build_wordnet",
@@ -407,11 +408,10 @@ def wordnet_corpus(
 
     Parameters are those of :func:`load_wordnet`.
     """
+    check_choice(source, "source", ("embedded", "debian"))
     if source == "embedded":
         return _embedded_corpus()
-    if source == "debian":
-        return _debian_corpus(cache_dir, rebuild)
-    raise ValueError(f"source must be 'embedded' or 'debian', got {source!r}")
+    return _debian_corpus(cache_dir, rebuild)
 
 
 def load_wordnet(
@@ -475,6 +475,7 @@ def load_wordnet(
     >>> ds.X_train.shape[0] > 50_000, ds.Y_train.shape[1] > 5_000  # doctest: +SKIP
     (True, True)
     """
+    check_text_options(min_count, max_label_fraction, valid_fraction, test_fraction, tfidf)
     corpus = wordnet_corpus(source, cache_dir=cache_dir, rebuild=rebuild)
     return make_text_dataset(
         corpus,
