@@ -279,8 +279,7 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
     import torch
 
     import labelemb
-    from labelemb.torch import LogitHead, fit, make_model
-    from labelemb.torch.heads import RECIPE_HEADS
+    from labelemb.torch import RECIPES, fit, make_model
 
     k = key(cfg)
     done = finished(cfg["dataset"], directory)
@@ -310,7 +309,7 @@ def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,
         kw["learn_vectors"] = cfg["learn_vectors"]
         if cfg.get("residual"):
             kw["residual"] = True
-    full = RECIPE_HEADS[cfg["recipe"]] is LogitHead  # one output per label
+    full = RECIPES[cfg["recipe"]].head == "logit"  # one output per label
     model = make_model(net, width, cfg["recipe"], embedding=emb if full else vectors,
                        n_labels=Y.shape[1], **kw)
     Xte, Yte = X[data["test"]], Y[data["test"]]

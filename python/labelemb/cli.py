@@ -26,6 +26,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ._recipes import DEFAULT_RECIPE, recipe_names
+
 try:  # the shared reader, when this build has it
     from .formats import read_label_list
 except ImportError:  # pragma: no cover
@@ -197,11 +199,10 @@ def neighbors(args: argparse.Namespace) -> int:
              "separated by --delimiter, names or integer ids) or a CSR .npz "
              "(scipy.sparse.save_npz)"),
     arg("-o", "--output", required=True, metavar="MODEL.pt", help="where to save the model"),
-    arg("--objective", choices=("embedding", "bce", "lowrank", "softmax", "lowrank-softmax",
-                                "hybrid", "lowrank-hybrid"),
-        default="hybrid",
-        help="embedding: regress onto the label embedding with cosine proximity (the "
-             "paper); bce: one sigmoid output per label (the usual baseline); lowrank: "
+    arg("--objective", choices=recipe_names(aliases=True), default=DEFAULT_RECIPE,
+        help="paper: regress onto the label embedding with cosine proximity (the paper; "
+             "'embedding' is its former name, deprecated); bce: one sigmoid output per "
+             "label (the usual baseline); lowrank: "
              "sigmoid outputs through the embedding; softmax, lowrank-softmax: the same "
              "two heads trained with softmax cross-entropy over all labels; hybrid, "
              "lowrank-hybrid: with the sum of both losses (default hybrid, the best "
@@ -253,7 +254,7 @@ def _torch_cli():
 
 train.epilog = """examples:
   labelemb train X.npy tags.txt -o model.pt                   # hybrid (sigmoid + softmax)
-  labelemb train X.npy tags.txt -o emb.pt --objective embedding   # the paper's recipe
+  labelemb train X.npy tags.txt -o emb.pt --objective paper   # the paper's recipe
   labelemb train X.npy tags.txt -o base.pt --objective bce    # sigmoid baseline
   labelemb evaluate model.pt X_test.npy tags_test.txt
 
@@ -294,8 +295,8 @@ outputs); samples without labels are left out."""
     arg("--epochs", type=int, default=8, help="epochs per recipe (default 8)"),
     arg("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N"),
     arg("--recipes", default=None,
-        help="comma-separated, from paper, bce, lowrank, softmax, lowrank-softmax, hybrid, "
-             "lowrank-hybrid (default: hybrid, lowrank, paper, bce)"),
+        help=f"comma-separated, from {', '.join(recipe_names())} (default: hybrid, lowrank, "
+             "paper, bce)"),
     arg("--limit", type=int, default=None, metavar="N",
         help="use at most N training and N test images (a quick look)"),
     arg("--dim", type=int, default=64, help="label embedding dimension (default 64)"),

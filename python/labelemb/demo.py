@@ -19,20 +19,12 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from ._io import atomic_write
+from ._recipes import RECIPES
 
-RECIPE_TITLES = {
-    "paper": "label embedding + cosine proximity (paper)",
-    "bce": "sigmoid cross-entropy (log-prior biases)",
-    "lowrank": "low-rank PMI head + sigmoid cross-entropy",
-    "softmax": "one output per label + softmax cross-entropy",
-    "lowrank-softmax": "low-rank PMI head + softmax cross-entropy",
-    "hybrid": "one output per label + sigmoid and softmax CE",
-    "lowrank-hybrid": "low-rank PMI head + sigmoid and softmax CE",
-}
+RECIPE_TITLES = {name: r.title for name, r in RECIPES.items()}
 # Learning rates per recipe (AdamW), each chosen from {1e-3, 3e-3, 1e-2} on a validation
 # split carved out of the training data (benchmarks/recipes.py; benchmarks/README.md).
-DEFAULT_LR = {"paper": 3e-3, "bce": 1e-3, "lowrank": 3e-3, "softmax": 1e-3,
-              "lowrank-softmax": 1e-3, "hybrid": 1e-3, "lowrank-hybrid": 1e-3}
+DEFAULT_LR = {name: r.lr for name, r in RECIPES.items()}
 # The default recipe first (make_model's and `labelemb train`'s), then the low-rank PMI
 # head, the paper's recipe and the baseline.
 DEFAULT_RECIPES = ("hybrid", "lowrank", "paper", "bce")

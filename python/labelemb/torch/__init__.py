@@ -18,10 +18,14 @@ Importing :mod:`labelemb` alone never imports torch; this module does.
 
 from __future__ import annotations
 
+from .checkpoint import TrainSettings, load_checkpoint
 from .data import EmbeddingTargets, LabelCollate, SparseLabels, collate_label_sets
 from .heads import EmbeddingHead, LogitHead, LowRankHead, find_head, make_model, mlp
+from .history import History
+from .inference import evaluate, predict
 from .losses import CosineProximityLoss, sparse_bce_with_logits, sparse_softmax_cross_entropy
-from .train import RECIPES, History, Recipe, evaluate, fit, load_checkpoint, predict
+from .recipes import RECIPES, Recipe
+from .train import fit
 
 __all__ = [
     "RECIPES",
@@ -34,6 +38,7 @@ __all__ = [
     "LowRankHead",
     "Recipe",
     "SparseLabels",
+    "TrainSettings",
     "collate_label_sets",
     "evaluate",
     "find_head",

@@ -22,8 +22,11 @@ import torch
 import labelemb
 from labelemb._io import atomic_write
 
-from .heads import RECIPE_HEADS, LogitHead, make_model, mlp
-from .train import _resolve_device, evaluate, fit, predict
+from .._recipes import ALIASES, RECIPES, deprecation_message
+from .device import resolve_device
+from .heads import find_head, make_model, mlp
+from .inference import evaluate, predict
+from .train import fit
 
 MODEL_FORMAT = "labelemb-model"
 MODEL_VERSION = 1
@@ -140,15 +143,16 @@ def load_model(path: str):
     vectors = state["vectors"].numpy() if state["vectors"] is not None else None
     model = _build(state["config"], vectors)
     model.load_state_dict(state["state_dict"])
-    if state["config"]["head"] != "paper":
-        model[1].prior_initialized = True
+    head = find_head(model)
+    if hasattr(head, "prior_initialized"):
+        head.prior_initialized = True
     return model, state["config"], vectors, state["label_names"]
 
 
 # ---------------------------------------------------------------- commands
 def train_command(args) -> int:
     # Cheap checks first: a typo must not cost an embedding fit.
-    _resolve_device(args.device)
+    resolve_device(args.device)
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got "
@@ -197,8 +201,11 @@ def train_command(args) -> int:
         train, valid = (X[t], Y[t]), (X[v], Y[v])
     else:
         train, valid = (X, Y), None
-    head = "paper" if args.objective == "embedding" else args.objective
-    full = RECIPE_HEADS[head] is LogitHead  # one output per label, no embedding needed
+    if args.objective in ALIASES:
+        print(f"labelemb: {deprecation_message(args.objective, '--objective')}",
+              file=sys.stderr)
+    head = ALIASES.get(args.objective, args.objective)
+    full = RECIPES[head].head == "logit"  # one output per label, no embedding needed
     # Under torchrun every process runs this; only rank 0 talks and writes the model.
     main_rank = int(os.environ.get("RANK", "0")) == 0
     quiet = args.quiet or not main_rank
@@ -249,7 +256,7 @@ def _leave_process_group() -> None:
 
 
 def evaluate_command(args) -> int:
-    _resolve_device(args.device)
+    resolve_device(args.device)
     model, config, vectors, vocab = load_model(args.model)
     X = read_features(args.features)
     Y, names = read_labels(args.labels, args.delimiter, ids=None if vocab is None else False)
@@ -265,7 +272,7 @@ def evaluate_command(args) -> int:
     except ValueError:
         raise ValueError(f"-k takes ranks separated by commas, e.g. 1,3,5; got {args.k!r}"
                          ) from None
-    dev = _resolve_device(args.device)
+    dev = resolve_device(args.device)
     report = evaluate(model, (X, Y), vectors, ks=ks, map_k=args.map_k, device=dev,
                       batch_size=args.batch_size)
     if args.predictions:

@@ -16,7 +16,6 @@ decoder follow from the head and the recipe it was made for (see
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -24,16 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._recipes import RECIPES, canonical_name
+from .._validation import check_bool, check_float, check_int
 from .data import _vectors_of
 
 __all__ = ["EmbeddingHead", "LogitHead", "LowRankHead", "find_head", "make_model", "mlp"]
 
 
-def _check_features(in_features) -> int:
-    if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
-        raise ValueError(f"in_features must be a positive int (the backbone's output width), "
-                         f"got {in_features!r}")
-    return in_features
+def _in_features(in_features) -> int:
+    return check_int(in_features, "in_features", lo=1, hint=" (the backbone's output width)")
 
 
 def log_prior_odds(label_counts, n_samples: int) -> torch.Tensor:
@@ -90,7 +88,7 @@ class EmbeddingHead(nn.Module):
         vectors = _vectors_of(embedding)
         self.embedding = embedding
         self.n_labels, self.dim = vectors.shape
-        self.linear = nn.Linear(_check_features(in_features), self.dim)
+        self.linear = nn.Linear(_in_features(in_features), self.dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
@@ -111,10 +109,8 @@ class LogitHead(_PriorBias, nn.Module):
 
     def __init__(self, in_features: int, n_labels: int):
         super().__init__()
-        if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 1:
-            raise ValueError(f"n_labels must be a positive int, got {n_labels!r}")
-        self.n_labels = n_labels
-        self.linear = nn.Linear(_check_features(in_features), n_labels)
+        self.n_labels = check_int(n_labels, "n_labels", lo=1)
+        self.linear = nn.Linear(_in_features(in_features), n_labels)
 
     @property
     def bias(self) -> nn.Parameter:
@@ -152,17 +148,15 @@ class LowRankHead(_PriorBias, nn.Module):
         vectors = torch.from_numpy(_vectors_of(embedding).copy())
         self.embedding = embedding
         self.n_labels, self.dim = vectors.shape
-        self.linear = nn.Linear(_check_features(in_features), self.dim)
+        self.linear = nn.Linear(_in_features(in_features), self.dim)
         if learn_vectors:
             self.label_vectors = nn.Parameter(vectors)
         else:
             self.register_buffer("label_vectors", vectors)
-        if not math.isfinite(scale_init) or scale_init <= 0:
-            raise ValueError(f"scale_init must be a positive number, got {scale_init!r}")
-        self.scale = nn.Parameter(torch.tensor(float(scale_init)))
+        scale_init = check_float(scale_init, "scale_init", lo=0.0, lo_open=True)
+        self.scale = nn.Parameter(torch.tensor(scale_init))
         self.bias = nn.Parameter(torch.zeros(self.n_labels))
-        if not isinstance(residual, (bool, np.bool_)):
-            raise TypeError(f"residual must be True or False, got {residual!r}")
+        residual = check_bool(residual, "residual")
         self.residual = None
         if residual:
             self.residual = nn.Linear(self.linear.in_features, self.n_labels, bias=False)
@@ -178,11 +172,8 @@ class LowRankHead(_PriorBias, nn.Module):
 
 
 HEADS = (EmbeddingHead, LogitHead, LowRankHead)
-# The recipes (make_model's head=) and the head each is built on; the first recipe of a
-# head class is the one inferred for a head made without make_model.
-RECIPE_HEADS = {"paper": EmbeddingHead, "bce": LogitHead, "lowrank": LowRankHead,
-                "softmax": LogitHead, "lowrank-softmax": LowRankHead,
-                "hybrid": LogitHead, "lowrank-hybrid": LowRankHead}
+# The class behind each head kind of the recipe table (labelemb._recipes.RECIPES).
+HEAD_CLASSES = {"embedding": EmbeddingHead, "logit": LogitHead, "lowrank": LowRankHead}
 
 
 def find_head(model: nn.Module) -> Optional[nn.Module]:
@@ -199,7 +190,7 @@ def mlp(in_features: int, hidden: Sequence[int] = (512,), *, dropout: float = 0.
 
     Output width ``hidden[-1]`` (or ``in_features`` when ``hidden`` is empty).
     """
-    layers, width = [], _check_features(in_features)
+    layers, width = [], _in_features(in_features)
     for h in hidden:
         layers += [nn.Linear(width, int(h)), nn.ReLU()]
         if dropout:
@@ -246,10 +237,8 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "hybrid", *, 
     """
     if not isinstance(backbone, nn.Module):
         raise TypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
-    cls = RECIPE_HEADS.get(head) if isinstance(head, str) else None
-    if cls is None:
-        raise ValueError(f"head must be one of {', '.join(map(repr, RECIPE_HEADS))}, got "
-                         f"{head!r}")
+    head = canonical_name(head, "head")
+    cls = HEAD_CLASSES[RECIPES[head].head]
     if cls is not LogitHead and embedding is None:
         raise ValueError(f"head={head!r} needs embedding= (a LabelEmbedding)")
     if cls is LogitHead:

@@ -1,0 +1,108 @@
+"""The training recipes by name: one table, readable without importing torch.
+
+A recipe names a head, a loss and a decoder. This table is the only list of them: the
+``head=`` of :func:`labelemb.torch.make_model`, the ``recipe=`` of
+:func:`labelemb.torch.fit`, ``labelemb train --objective`` and ``labelemb demo --recipes``
+all read it. :mod:`labelemb.torch.recipes` adds what needs torch (the head class and the
+loss function of each recipe); the CLI reads the names from here, so ``labelemb --help``
+never imports torch.
+
+Examples
+--------
+>>> from labelemb._recipes import RECIPES, canonical_name
+>>> RECIPES["paper"].objective, RECIPES["paper"].decode
+('cosine', 'nearest')
+>>> canonical_name("hybrid")
+'hybrid'
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+__all__ = ["ALIASES", "DEFAULT_RECIPE", "RECIPES", "Recipe", "canonical_name", "recipe_names"]
+
+OBJECTIVES = ("cosine", "bce", "softmax", "hybrid")
+LOGIT_OBJECTIVES = ("bce", "softmax", "hybrid")
+DECODERS = ("nearest", "logits")
+HEAD_KINDS = ("embedding", "logit", "lowrank")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained and decoded.
+
+    Attributes
+    ----------
+    name : str
+    objective : {"cosine", "bce", "softmax", "hybrid"}
+        Cosine proximity to ``EmbeddingTargets``, sigmoid cross-entropy on multi-hot
+        targets built per batch, softmax cross-entropy against the label set as a
+        uniform distribution (:func:`~labelemb.torch.losses.sparse_softmax_cross_entropy`),
+        or the sum of the last two.
+    decode : {"nearest", "logits"}
+        Rank labels by ``prediction · E_l`` (the top-k decoder) or by the outputs.
+    head : {"embedding", "logit", "lowrank"} or None
+        The head :func:`~labelemb.torch.make_model` builds for it
+        (:class:`~labelemb.torch.EmbeddingHead`, :class:`~labelemb.torch.LogitHead`,
+        :class:`~labelemb.torch.LowRankHead`); None for a recipe used with a custom model.
+    title : str
+        One line for reports.
+    lr : float
+        The AdamW learning rate chosen for it on a validation split (from {1e-3, 3e-3,
+        1e-2}; ``benchmarks/recipes.py``, ``benchmarks/README.md``).
+    """
+
+    name: str
+    objective: str
+    decode: str
+    head: Optional[str] = None
+    title: str = ""
+    lr: float = 1e-3
+
+
+# The first recipe of each head kind is the one inferred for a head made without
+# make_model. The default recipe is the one measured best overall (benchmarks/README.md).
+RECIPES: Dict[str, Recipe] = {r.name: r for r in (
+    Recipe("paper", "cosine", "nearest", "embedding",
+           "label embedding + cosine proximity (paper)", 3e-3),
+    Recipe("bce", "bce", "logits", "logit", "sigmoid cross-entropy (log-prior biases)", 1e-3),
+    Recipe("lowrank", "bce", "logits", "lowrank", "low-rank PMI head + sigmoid cross-entropy",
+           3e-3),
+    Recipe("softmax", "softmax", "logits", "logit",
+           "one output per label + softmax cross-entropy", 1e-3),
+    Recipe("lowrank-softmax", "softmax", "logits", "lowrank",
+           "low-rank PMI head + softmax cross-entropy", 1e-3),
+    Recipe("hybrid", "hybrid", "logits", "logit",
+           "one output per label + sigmoid and softmax CE", 1e-3),
+    Recipe("lowrank-hybrid", "hybrid", "logits", "lowrank",
+           "low-rank PMI head + sigmoid and softmax CE", 1e-3),
+)}
+DEFAULT_RECIPE = "hybrid"
+# Former names, accepted with a DeprecationWarning until the next release.
+ALIASES: Dict[str, str] = {"embedding": "paper"}
+
+
+def recipe_names(*, aliases: bool = False) -> Tuple[str, ...]:
+    """The recipe names in the table's order, optionally followed by the former names."""
+    return tuple(RECIPES) + (tuple(ALIASES) if aliases else ())
+
+
+def deprecation_message(name: str, what: str = "recipe") -> str:
+    """What to say when a former name is used."""
+    return (f"{what} {name!r} is deprecated and will be removed in the next release; "
+            f"use {ALIASES[name]!r}")
+
+
+def canonical_name(name, what: str = "recipe", *, stacklevel: int = 3) -> str:
+    """``name`` itself if it is a recipe, its new name (with a ``DeprecationWarning``) if it
+    is a former one; a ``ValueError`` naming ``what`` and the choices otherwise."""
+    if isinstance(name, str) and name in RECIPES:
+        return name
+    if isinstance(name, str) and name in ALIASES:
+        warnings.warn(deprecation_message(name, what), DeprecationWarning,
+                      stacklevel=stacklevel)
+        return ALIASES[name]
+    raise ValueError(f"{what} must be one of {', '.join(map(repr, RECIPES))}, got {name!r}")
