@@ -28,6 +28,51 @@ _DAMAGE = (ValueError, OSError, EOFError, KeyError, TypeError, NotImplementedErr
            struct.error, UnicodeDecodeError)
 
 
+def _read_header(fp, name: str):
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:
+        raise ValueError(f"{name}: unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError(f"{name}: holds Python objects (not read)")
+    return shape, fortran, dtype, math.prod(shape) * dtype.itemsize
+
+
+def _array(data: bytes, shape, fortran: bool, dtype) -> np.ndarray:
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy(
+        order="K")
+
+
+def read_npy(path, what: str) -> np.ndarray:
+    """One ``.npy`` file, its header checked against the file's size before allocating.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Anything else wrong with the file, naming it.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    try:
+        with open(path, "rb") as fp:
+            shape, fortran, dtype, need = _read_header(fp, "the array")
+            if fp.tell() + need != os.path.getsize(path):
+                raise ValueError(f"the header asks for {need} bytes of {dtype} {shape}, but "
+                                 f"the file holds {os.path.getsize(path) - fp.tell()}")
+            data = fp.read(need)
+        if len(data) != need:
+            raise ValueError("truncated")
+        return _array(data, shape, fortran, dtype)
+    except _DAMAGE as e:
+        raise _damaged(path, what, e) from None
+
+
 def _member_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, size: int) -> np.ndarray:
     """One ``.npy`` member, its header checked against the member's size (and that against
     the archive's ``size`` in bytes) first."""
@@ -41,17 +86,8 @@ def _member_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, size: int) -> np.n
         raise ValueError(f"member {info.filename}: claims {info.file_size} bytes from "
                          f"{info.compress_size} compressed")
     with zf.open(info) as fp:
-        version = np.lib.format.read_magic(fp)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
-        elif version in ((2, 0), (3, 0)):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
-        else:
-            raise ValueError(f"member {info.filename}: unsupported .npy version {version}")
-        if dtype.hasobject:
-            raise ValueError(f"member {info.filename}: holds Python objects (not read)")
+        shape, fortran, dtype, need = _read_header(fp, f"member {info.filename}")
         header_len = fp.tell()
-        need = math.prod(shape) * dtype.itemsize
         if header_len + need != info.file_size:
             raise ValueError(f"member {info.filename}: header asks for {need} bytes of "
                              f"{dtype} {shape}, but the member holds "
@@ -59,8 +95,7 @@ def _member_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, size: int) -> np.n
         data = fp.read(need)  # reading to the end checks the member's CRC
         if len(data) != need or fp.read(1):
             raise ValueError(f"member {info.filename}: truncated")
-    order = "F" if fortran else "C"
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy(order="K")
+    return _array(data, shape, fortran, dtype)
 
 
 def _damaged(path: str, what: str, e: BaseException) -> ValueError:
