@@ -38,23 +38,29 @@ def read_features(path: str) -> np.ndarray:
     ``X``); a scipy sparse ``.npz`` is densified."""
     if not os.path.isfile(path):
         raise ValueError(f"no such features file: {path!r}")
+    from .._npz import load_sparse, members, read_npy, read_npz
+
     if path.endswith(".npy"):
-        x = np.load(path, allow_pickle=False)
+        x = read_npy(path, "a features array")
     elif path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            if "format" in z.files and "indptr" in z.files:  # scipy.sparse.save_npz
-                x = sp.load_npz(path).toarray()
-            else:
-                keys = [k for k in ("features", "X") if k in z.files] or z.files
-                if len(keys) != 1:
-                    raise ValueError(f"{path} holds arrays {z.files}; name the features "
-                                     "'features' (np.savez(path, features=X))")
-                x = z[keys[0]]
+        files = members(path, "a features file")
+        if "format" in files and "indptr" in files:  # scipy.sparse.save_npz
+            x = load_sparse(path, "a sparse features matrix").toarray()
+        else:
+            keys = [k for k in ("features", "X") if k in files] or files
+            if len(keys) != 1:
+                raise ValueError(f"{path} holds arrays {files}; name the features "
+                                 "'features' (np.savez(path, features=X))")
+            x = read_npz(path, "a features file", keys)[keys[0]]
     else:
         raise ValueError(f"features file {path!r} must end in .npy or .npz")
     if x.ndim < 2:
         raise ValueError(f"{path}: features must have one row per sample (2-D or more), got "
                          f"shape {x.shape}")
+    if x.dtype.kind in "biu":  # counts or 0/1 indicators: the model computes in float
+        x = x.astype(np.float32)
+    elif x.dtype.kind != "f":
+        raise ValueError(f"{path}: features must be numbers, got dtype {x.dtype}")
     return x
 
 
@@ -65,10 +71,9 @@ def read_labels(path: str, delimiter: str, ids: Optional[bool] = None
     if not os.path.isfile(path):
         raise ValueError(f"no such labels file: {path!r}")
     if path.endswith(".npz"):
-        try:
-            return sp.load_npz(path).tocsr(), None
-        except (ValueError, OSError, KeyError) as e:
-            raise ValueError(f"{path}: not a scipy sparse .npz ({e})") from None
+        from .._npz import load_sparse
+
+        return load_sparse(path, "a scipy sparse label matrix"), None
     from ..formats import read_label_list
 
     return read_label_list(path, delimiter=delimiter, ids=ids)
