@@ -171,6 +171,7 @@ def _eigh(A, n: int, k: int, which: str, n_iter: int, oversample: int, seed: int
     check_memory(eigh_memory(n, k, n_iter, oversample), memory_budget(),
                  f"the rank-{k} eigendecomposition of a {n} x {n} matrix",
                  "Ask for fewer eigenpairs (dim) or a smaller oversample.")
+    oversample = min(oversample, n)  # the basis has at most n columns anyway
     values = np.empty(k, dtype=np.float64)
     vectors = np.empty((n, k), dtype=np.float32)
     args = (k, oversample, n_iter, which == "LA", seed, values, vectors, num_threads)

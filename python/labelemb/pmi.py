@@ -107,7 +107,7 @@ def pmi_matrix(counts, *, kind: str = "ppmi", shift: float = 0.0, alpha: float =
     indptr, indices, data = _core.pmi(
         np.ascontiguousarray(p.indptr, dtype=np.int64), np.ascontiguousarray(p.indices),
         np.ascontiguousarray(p.data, dtype=np.int64), hh, diag, float(np.log(n)), float(shift),
-        int(min_count), kind == "ppmi", num_threads)
+        min(int(min_count), 2**62), kind == "ppmi", num_threads)  # (no count reaches 2^62)
     out = sp.csr_matrix((data, indices, indptr), shape=(L, L))
     out.has_sorted_indices = True
     return out
