@@ -34,6 +34,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -109,6 +110,16 @@ def _quiet():
             os.close(fd)
 
 
+@contextlib.contextmanager
+def _their_warnings():
+    """The tools' own deprecation notices (PECOS uses scipy namespaces scipy deprecates)
+    are theirs to fix, not errors of the benchmark."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def _check_k(k) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
@@ -127,7 +138,8 @@ class Peer:
     def fit(self, X, Y) -> Peer:
         X, Y = _check_fit(X, Y)
         self.n_features_, self.n_labels_ = X.shape[1], Y.shape[1]
-        self._fit(X, Y)
+        with _their_warnings():
+            self._fit(X, Y)
         return self
 
     def predict_topk(self, X, k: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -137,7 +149,8 @@ class Peer:
         if X.shape[1] != self.n_features_:
             raise ValueError(f"X has {X.shape[1]} columns, the model was fitted on "
                              f"{self.n_features_}")
-        return self._predict(_csr(X), k)
+        with _their_warnings():
+            return self._predict(_csr(X), k)
 
     def close(self) -> None:
         """Remove files the peer keeps on disk (models saved by the tool)."""
@@ -215,7 +228,8 @@ class PecosXR(Peer):
         super().__init__(threads)
         self.beam = int(beam)
         self.name = f"pecos-b{self.beam}"
-        import pecos.xmc.xlinear.model  # noqa: F401 (imported here, not timed with fit)
+        with _their_warnings():
+            import pecos.xmc.xlinear.model  # noqa: F401 (imported here, not timed with fit)
 
     def _fit(self, X, Y):
         from pecos.xmc import Indexer, LabelEmbeddingFactory
@@ -245,7 +259,8 @@ class OmikujiTrees(Peer):
             raise ValueError(f"kind must be 'parabel' or 'bonsai', got {kind!r}")
         self.kind, self.beam = kind, int(beam)
         self.name = f"omikuji-{kind}"
-        import omikuji  # noqa: F401 (imported here, not timed with fit)
+        with _their_warnings():
+            import omikuji  # noqa: F401 (imported here, not timed with fit)
 
     def _fit(self, X, Y):
         import time
@@ -299,7 +314,8 @@ class NapkinPLT(Peer):
 
     def __init__(self, threads: int = 2):
         super().__init__(threads)
-        import napkinxc.models  # noqa: F401 (imported here, not timed with fit)
+        with _their_warnings():
+            import napkinxc.models  # noqa: F401 (imported here, not timed with fit)
 
     def _fit(self, X, Y):
         from napkinxc.models import PLT
@@ -347,7 +363,8 @@ def available(names=PEERS, echo=_stderr) -> List[str]:
         pkg = _NEEDS.get(name)
         if pkg is not None and pkg not in failed:
             try:
-                importlib.import_module(pkg)
+                with _their_warnings():
+                    importlib.import_module(pkg)
             except Exception as e:  # noqa: BLE001 (a broken wheel is a skip, not a failure)
                 failed[pkg] = f"{type(e).__name__}: {e}"
         if pkg is not None and pkg in failed:

@@ -279,21 +279,19 @@ def run_peer(split: Split, name: str) -> dict:
 
 
 def _backbone(n_features: int, hidden: int):
-    """An MLP whose first layer takes the sparse TF-IDF rows as they are."""
+    """``SparseLinear -> ReLU``: the TF-IDF rows reach the first layer as sparse batches,
+    whose weight gradient holds only the rows of the columns a batch uses (fit trains it
+    with its lazy-row AdamW)."""
     from torch import nn
 
-    try:
-        from labelemb.torch.sparse import SparseLinear
-    except ImportError:  # an mlp that takes sparse batches itself
-        from labelemb.torch import mlp
+    from labelemb.torch.sparse import SparseLinear
 
-        return mlp(n_features, [hidden])
-    return nn.Sequential(SparseLinear(n_features, hidden), nn.ReLU())
+    return nn.Sequential(SparseLinear(n_features, hidden, sparse_grad=True), nn.ReLU())
 
 
-def run_recipe(split: Split, recipe: str, lr: float, seed: int = 0,
-               epochs: Optional[int] = None, echo=print) -> dict:
-    """Train one labelemb recipe; test metrics at the best validation epoch, and costs."""
+def run_recipe(split: Split, spec: dict, echo=print) -> dict:
+    """Train one labelemb recipe (``spec``: recipe, lr, seed, epochs, hidden, dim,
+    batch_size); test metrics at the best validation epoch, and costs."""
     import warnings
 
     import torch
@@ -301,19 +299,19 @@ def run_recipe(split: Split, recipe: str, lr: float, seed: int = 0,
     import labelemb
     from labelemb.torch import fit, make_model, predict
 
+    recipe, lr, seed = spec["recipe"], spec["lr"], spec["seed"]
     torch.set_num_threads(THREADS)
-    s = settings()
     L = split.Y_train.shape[1]
     base = _reset_peak()
     t = time.perf_counter()
     with warnings.catch_warnings():  # labels absent from the training rows: zero vectors
         warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
-        emb = labelemb.fit_embeddings(split.Y_train, dim=min(s["dim"], L - 1), n_labels=L,
+        emb = labelemb.fit_embeddings(split.Y_train, dim=min(spec["dim"], L - 1), n_labels=L,
                                       seed=seed, num_threads=THREADS)
     embed_time = time.perf_counter() - t
     torch.manual_seed(seed)
-    model = make_model(_backbone(split.X_train.shape[1], s["hidden"]), s["hidden"], recipe,
-                       embedding=emb, n_labels=L)
+    model = make_model(_backbone(split.X_train.shape[1], spec["hidden"]), spec["hidden"],
+                       recipe, embedding=emb, n_labels=L)
     best = {"map@100": -1.0, "state": None, "epoch": 0}
 
     def keep_best(history, model):
@@ -326,7 +324,7 @@ def run_recipe(split: Split, recipe: str, lr: float, seed: int = 0,
         return False
 
     h = fit(model, (split.X_train, split.Y_train), emb, valid=(split.X_valid, split.Y_valid),
-            epochs=epochs or s["epochs"], lr=lr, batch_size=s["batch_size"], device="cpu",
+            epochs=spec["epochs"], lr=lr, batch_size=spec["batch_size"], device="cpu",
             seed=seed, progress=False, callbacks=[keep_best])
     model.load_state_dict(best["state"])
     t = time.perf_counter()
@@ -349,15 +347,12 @@ def run_recipe(split: Split, recipe: str, lr: float, seed: int = 0,
 def run_spec(split: Split, spec: dict, echo=print) -> dict:
     if spec["kind"] == "peer":
         return run_peer(split, spec["name"])
-    return run_recipe(split, spec["recipe"], spec["lr"], spec.get("seed", 0),
-                      spec.get("epochs"), echo=echo)
+    return run_recipe(split, spec, echo=echo)
 
 
 # ---------------------------------------------------------------- runs and their cache
 def spec_key(data: str, spec: dict) -> str:
     cfg = {"data": data, "size": bench_size(), "spec": spec}
-    if spec["kind"] == "labelemb":
-        cfg["settings"] = settings()
     return hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -445,10 +440,14 @@ def peer_specs(names: Optional[Sequence[str]] = None, echo=print) -> List[dict]:
             for n in _peers.available(names or _peers.PEERS, echo=echo)]
 
 
-def recipe_specs(recipes: Sequence[str] = RECIPES, lrs: Sequence[float] = LRS,
-                 seed: int = 0, epochs: Optional[int] = None) -> List[dict]:
-    epochs = int(epochs or settings()["epochs"])
-    return [{"kind": "labelemb", "recipe": r, "lr": float(lr), "seed": seed, "epochs": epochs}
+def recipe_specs(recipes: Sequence[str] = RECIPES, lrs: Sequence[float] = LRS, seed: int = 0,
+                 **overrides) -> List[dict]:
+    """One run per recipe and learning rate; ``overrides`` replace the size's settings
+    (epochs, hidden, dim, batch_size)."""
+    s = settings()
+    s.update({k: int(v) for k, v in overrides.items() if v is not None})
+    return [{"kind": "labelemb", "recipe": r, "lr": float(lr), "seed": int(seed),
+             **{k: s[k] for k in ("epochs", "hidden", "dim", "batch_size")}}
             for r in recipes for lr in lrs]
 
 
@@ -577,6 +576,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES))
     ap.add_argument("--lrs", nargs="+", type=float, default=list(LRS))
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--hidden", type=int, default=None)
     ap.add_argument("--directory", default=RESULTS)
     ap.add_argument("--in-process", action="store_true", help="no worker process per method")
     a = ap.parse_args(argv)
@@ -589,7 +589,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if a.command in ("peers", "all"):
         run(a.data, peer_specs(a.peers), a.directory, isolate=isolate)
     if a.command in ("recipes", "all"):
-        run(a.data, recipe_specs(a.recipes, a.lrs, epochs=a.epochs), a.directory,
+        run(a.data, recipe_specs(a.recipes, a.lrs, epochs=a.epochs, hidden=a.hidden), a.directory,
             isolate=isolate)
     if a.command in ("report", "all"):
         print(write_report(a.data, a.directory))
