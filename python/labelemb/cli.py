@@ -20,6 +20,7 @@ import argparse
 import re
 import sys
 import time
+import warnings
 import zipfile
 import zlib
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -365,6 +366,14 @@ def _one_line(e: BaseException) -> str:
     return text
 
 
+def _show_warning(command: str):
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = "; ".join(x.strip() for x in str(message).splitlines() if x.strip())
+        print(f"labelemb {command}: warning: {text}", file=file or sys.stderr)
+
+    return show
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``labelemb`` command; returns the exit status.
 
@@ -376,7 +385,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        with warnings.catch_warnings():
+            if not debug:  # one line per warning too, without the source line
+                warnings.showwarning = _show_warning(args.command)
+            return int(args._run(args) or 0)
     except _USER_ERRORS as e:
         if debug:
             raise
