@@ -176,7 +176,8 @@ class LabelReader:
     # -- npz: a scipy sparse matrix saved with scipy.sparse.save_npz --------------------
     def _npz_chunks(self, path: str, bar):
         try:
-            m = sp.load_npz(path).tocsr()
+            with open(path, "rb") as f:  # closed even when the archive is damaged
+                m = sp.load_npz(f).tocsr()
         except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise ValueError(f"{path}: not a readable scipy sparse .npz ({type(e).__name__}: "
                              f"{e}); write it with scipy.sparse.save_npz") from None
