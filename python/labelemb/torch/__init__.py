@@ -25,6 +25,7 @@ from .history import History
 from .inference import evaluate, predict
 from .losses import CosineProximityLoss, sparse_bce_with_logits, sparse_softmax_cross_entropy
 from .recipes import RECIPES, Recipe
+from .sparse import SparseAdamW, SparseLinear
 from .train import fit
 
 __all__ = [
@@ -37,7 +38,9 @@ __all__ = [
     "LogitHead",
     "LowRankHead",
     "Recipe",
+    "SparseAdamW",
     "SparseLabels",
+    "SparseLinear",
     "TrainSettings",
     "collate_label_sets",
     "evaluate",

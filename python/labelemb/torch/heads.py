@@ -26,6 +26,7 @@ from torch import nn
 from .._recipes import RECIPES, canonical_name
 from .._validation import check_bool, check_float, check_int
 from .data import _vectors_of
+from .sparse import SparseLinear
 
 __all__ = ["EmbeddingHead", "LogitHead", "LowRankHead", "find_head", "make_model", "mlp"]
 
@@ -185,14 +186,31 @@ def find_head(model: nn.Module) -> Optional[nn.Module]:
     return head
 
 
-def mlp(in_features: int, hidden: Sequence[int] = (512,), *, dropout: float = 0.0) -> nn.Module:
+def mlp(in_features: int, hidden: Sequence[int] = (512,), *, dropout: float = 0.0,
+        sparse: bool = False) -> nn.Module:
     """A small backbone: ``Linear -> ReLU (-> Dropout)`` per hidden width.
 
     Output width ``hidden[-1]`` (or ``in_features`` when ``hidden`` is empty).
+
+    ``sparse=True`` makes the first layer a :class:`~labelemb.torch.sparse.SparseLinear`
+    with row-sparse gradients: the backbone for scipy sparse inputs (TF-IDF, bags of
+    features), which :func:`~labelemb.torch.fit` slices into sparse batches and never
+    densifies; it takes dense rows too. Its weight is stored ``(in_features, width)``
+    and ``fit`` trains it with :class:`~labelemb.torch.sparse.SparseAdamW` (lazy rows) for
+    ``"adamw"``/``"adam"``. Not the default: on dense inputs it measured no faster than
+    ``nn.Linear`` (benchmarks/README.md, "Sparse input features"), and saved models keep
+    their layout.
     """
     layers, width = [], _in_features(in_features)
-    for h in hidden:
-        layers += [nn.Linear(width, int(h)), nn.ReLU()]
+    check_bool(sparse, "sparse")
+    if sparse and not len(hidden):
+        raise ValueError("mlp(..., sparse=True) needs at least one hidden width (the sparse "
+                         "first layer)")
+    for i, h in enumerate(hidden):
+        if sparse and i == 0:
+            layers += [SparseLinear(width, int(h), sparse_grad=True), nn.ReLU()]
+        else:
+            layers += [nn.Linear(width, int(h)), nn.ReLU()]
         if dropout:
             layers.append(nn.Dropout(dropout))
         width = int(h)

@@ -19,6 +19,7 @@ from .device import autocast, resolve_device
 from .distributed import DistContext
 from .recipes import ModelParts, Recipe, model_parts
 from .sources import inference_source, is_labelled
+from .sparse import check_source
 
 __all__ = ["Decoder", "decode_source", "evaluate", "predict", "validate"]
 
@@ -153,6 +154,7 @@ def predict(model: nn.Module, data, embedding=None, k: int = 10, *, batch_size: 
     parts, dev = _inference_parts(model, embedding, recipe, device)
     source = inference_source(data, parts.n_labels if parts.n_labels is not None else 0,
                               parts.label_names)
+    check_source(parts.net, source, "data")
     k = check_k(k, parts.n_labels, "the number of labels")
     batch_size = check_int(batch_size, "batch_size", lo=1)
     idx, scores = decode_source(parts.net, source, Decoder(parts.recipe, parts.vectors, dev),
@@ -173,6 +175,7 @@ def evaluate(model: nn.Module, data, embedding=None, *, ks: Sequence[int] = (1, 
     if not is_labelled(data):
         raise TypeError("data must be an (inputs, labels) pair or a Dataset of pairs")
     source = inference_source(data, parts.n_labels, parts.label_names)
+    check_source(parts.net, source, "data")
     L = parts.n_labels if parts.n_labels is not None else source.truth().shape[1]
     ks = [check_k(k) for k in ks]
     map_k = check_k(map_k)

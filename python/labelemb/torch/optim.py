@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .._validation import check_choice
+from .sparse import SparseAdamW, sparse_grad_parameters
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "make_optimizer", "make_schedule", "optimizer_name"]
 
@@ -33,6 +34,15 @@ def make_optimizer(optimizer, model: nn.Module, lr: float, weight_decay: float):
         (decay if p.dim() >= 2 and not name.endswith("label_vectors") else plain).append(p)
     groups = [g for g in ({"params": decay, "weight_decay": weight_decay},
                           {"params": plain, "weight_decay": 0.0}) if g["params"]]
+    if sparse_grad_parameters(model) and optimizer in ("adamw", "adam", "sgd"):
+        # SparseLinear(sparse_grad=True): torch's AdamW/Adam refuse sparse gradients, and
+        # SGD's momentum buffer would grow with every step's rows
+        if optimizer == "sgd":
+            raise ValueError("optimizer='sgd' (momentum 0.9) cannot train the row-sparse "
+                             "gradients of a SparseLinear(sparse_grad=True) (mlp(..., "
+                             "sparse=True)); use 'adamw' or 'adam', or a callable such as "
+                             "lambda groups, lr: torch.optim.SGD(groups, lr=lr)")
+        return SparseAdamW(groups, lr=lr, decoupled=optimizer == "adamw")
     if optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
     if optimizer == "adam":

@@ -35,8 +35,10 @@ import torch
 
 from .data import LabelCollate, SparseLabels, as_label_csr
 from .distributed import DistContext
+from .sparse import as_csr_inputs, csr_batch
 
-__all__ = ["ArraySource", "DatasetSource", "as_inputs", "as_source", "inference_source"]
+__all__ = ["ArraySource", "CSRSource", "DatasetSource", "as_inputs", "as_source",
+           "inference_source"]
 
 
 def as_inputs(x, name: str) -> torch.Tensor:
@@ -136,6 +138,38 @@ class ArraySource:
         return _ceil_div(_ceil_div(len(self), ctx.world), batch_size)
 
 
+class CSRSource(ArraySource):
+    """Sparse inputs: a scipy CSR matrix (float32, sorted indices, from
+    :func:`~.sparse.as_csr_inputs`) whose batches of rows reach the model as torch sparse
+    CSR tensors, for a :class:`~.sparse.SparseLinear` first layer. Never densified: the
+    matrix stays on the CPU and each batch's rows are copied to the device (through pinned
+    memory to CUDA)."""
+
+    sparse = True
+
+    def __init__(self, inputs: sp.csr_matrix, csr: sp.csr_matrix):
+        super().__init__(inputs, csr)
+        self.pin = False
+
+    def to(self, device: torch.device) -> CSRSource:
+        self.pin = device.type == "cuda"
+        if self.pin:
+            self.labels = self.labels.to(device)
+        return self
+
+    def _batch(self, idx: torch.Tensor, device: torch.device):
+        x = csr_batch(self.inputs[idx.numpy()], device, pin=self.pin)
+        y = self.labels.rows(idx.to(self.labels.device)).to(device, non_blocking=True)
+        return x, y
+
+    def eval_batches(self, batch_size: int, ctx: DistContext, device: torch.device) -> Iterator:
+        start, stop = ctx.shard(len(self))
+        for s in range(start, stop, batch_size):
+            e = min(stop, s + batch_size)
+            x = csr_batch(self.inputs[s:e], device, pin=self.pin)
+            yield x, self.labels.slice(s, e).to(device)
+
+
 class DatasetSource:
     """A map-style ``Dataset`` of ``(input, label_set)`` pairs, through a DataLoader."""
 
@@ -231,13 +265,14 @@ def as_source(data, name: str, *, n_labels: Optional[int] = None, label_names=No
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{name} must be an (inputs, labels) pair or a Dataset yielding "
                         f"(input, label_set) pairs, got {type(data).__name__}")
-    x = as_inputs(data[0], name)
+    sparse = sp.issparse(data[0])
+    x = as_csr_inputs(data[0], name) if sparse else as_inputs(data[0], name)
     csr, label_names = as_label_csr(data[1], f"{name} labels", n_labels=n_labels,
                                     label_names=label_names, n_samples=x.shape[0],
                                     build_vocabulary=build_vocabulary)
     if csr.shape[0] == 0:
         raise ValueError(f"{name} is empty (0 samples)")
-    return ArraySource(x, csr), label_names
+    return (CSRSource if sparse else ArraySource)(x, csr), label_names
 
 
 def is_labelled(data) -> bool:
@@ -252,5 +287,8 @@ def inference_source(data, n_labels: int, label_names):
     if is_labelled(data):
         return as_source(data, "data", n_labels=n_labels, label_names=label_names,
                          build_vocabulary=False)[0]
+    if sp.issparse(data):
+        x = as_csr_inputs(data, "data")
+        return CSRSource(x, sp.csr_matrix((x.shape[0], n_labels), dtype=np.float32))
     x = as_inputs(data, "data")
     return ArraySource(x, sp.csr_matrix((x.shape[0], n_labels), dtype=np.float32))

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SparseAdamW", "SparseLinear", "as_csr_inputs", "csr_batch", "first_sparse_layer",
-           "sparse_grad_parameters"]
+__all__ = ["SparseAdamW", "SparseLinear", "as_csr_inputs", "clip_grad_norm_", "csr_batch",
+           "check_source", "first_sparse_layer", "sparse_grad_parameters"]
 
 
 # ---------------------------------------------------------------- the layer
@@ -315,3 +315,55 @@ def _quiet_csr(make):
         # torch calls its CSR layout "beta" (once per process); the layer only reads one
         warnings.simplefilter("ignore", UserWarning)
         return make()
+
+
+def clip_grad_norm_(parameters, max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` (2-norm) that also takes the sparse gradients of a
+    ``SparseLinear(sparse_grad=True)`` (coalesced in place first: duplicates summed)."""
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
+        return torch.zeros(())
+    norms = []
+    for p in params:
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            norms.append(torch.linalg.vector_norm(p.grad.values()))
+        else:
+            norms.append(torch.linalg.vector_norm(p.grad))
+    total = torch.linalg.vector_norm(torch.stack([n.to(norms[0].device) for n in norms]))
+    coef = (float(max_norm) / (total + 1e-6)).clamp(max=1.0)
+    for p in params:
+        if p.grad.is_sparse:
+            p.grad.values().mul_(coef.to(p.grad.device))
+        else:
+            p.grad.mul_(coef.to(p.grad.device))
+    return total
+
+
+def check_source(model: nn.Module, source, name: str, train=None) -> None:
+    """Refuse, before any step, sparse inputs that ``model`` cannot take and validation
+    inputs of another kind than the training ones (``train``: the training source).
+
+    A source with ``sparse = True`` (scipy sparse inputs) needs a :class:`SparseLinear`
+    in ``model`` whose ``in_features`` is the matrix's column count."""
+    sparse = getattr(source, "sparse", False)
+    if train is not None and hasattr(train, "inputs") and hasattr(source, "inputs") and \
+            getattr(train, "sparse", False) != sparse:
+        kinds = ("a scipy sparse matrix", "dense") if sparse else ("dense",
+                                                                  "a scipy sparse matrix")
+        raise ValueError(f"{name} inputs are {kinds[0]} but the train inputs are {kinds[1]}; "
+                         f"pass both in the same form")
+    if not sparse:
+        return
+    layer = first_sparse_layer(model)
+    if layer is None:
+        raise TypeError(f"{name} inputs are a scipy sparse matrix but the model has no "
+                        "SparseLinear layer to take them; build the backbone with "
+                        "mlp(n_features, hidden, sparse=True), or densify the inputs "
+                        "(.toarray())")
+    columns = source.inputs.shape[1]
+    if columns != layer.in_features:
+        raise ValueError(f"{name} inputs have {columns} columns but the model's first layer "
+                         f"takes {layer.in_features} (SparseLinear in_features); build the "
+                         f"model with mlp({columns}, ..., sparse=True) or pass features of "
+                         f"the model's vocabulary")

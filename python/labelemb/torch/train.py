@@ -40,6 +40,7 @@ from .inference import Decoder, check_output, validate
 from .optim import make_optimizer, make_schedule, optimizer_name
 from .recipes import Loss, ModelParts, Recipe, make_loss, model_parts
 from .sources import as_source
+from .sparse import check_source, clip_grad_norm_, sparse_grad_parameters
 
 __all__ = ["fit", "save_epoch", "train_epoch"]
 
@@ -243,10 +244,12 @@ def _prepare_data(parts: ModelParts, train, valid, num_workers: int, device: tor
                              "..., 'bce', n_labels=L)) or (inputs, labels) arrays")
     if names is not None and head is not None and parts.embedding is None:
         head.label_names = names  # the vocabulary built from the training names
+    check_source(parts.net, train_data, "train")
     valid_data = None
     if valid is not None:
         valid_data = as_source(valid, "valid", n_labels=n_labels, label_names=names,
                                num_workers=num_workers)[0].to(device)
+        check_source(parts.net, valid_data, "valid", train_data)
     parts.net.to(device)
     return train_data.to(device), valid_data, n_labels
 
@@ -261,6 +264,8 @@ def train_epoch(ddp: nn.Module, source, loss_fn: Loss, opt, sched, epoch: int,
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
     params = list(ddp.parameters()) if settings.max_grad_norm is not None else None
+    # torch's clipping cannot take the row-sparse gradients of SparseLinear(sparse_grad=True)
+    clip = clip_grad_norm_ if sparse_grad_parameters(ddp) else nn.utils.clip_grad_norm_
     batches = source.train_batches(epoch, settings.batch_size, settings.seed, ctx, device)
     for step, (x, y) in enumerate(batches):
         with autocast(amp, device):
@@ -271,7 +276,7 @@ def train_epoch(ddp: nn.Module, source, loss_fn: Loss, opt, sched, epoch: int,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if params is not None:
-            nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+            clip(params, settings.max_grad_norm)
         opt.step()
         if sched is not None:
             sched.step()
