@@ -207,8 +207,8 @@ def test_bad_labels():
         fit_embeddings([[0], [0]], dim=1)
     with pytest.raises(ValueError, match="nothing to embed"):
         fit_embeddings([[0], [1]], dim=1, diagonal="zero")
-    with pytest.raises(TypeError):
-        fit_embeddings("labels.txt", dim=2)
+    with pytest.raises(FileNotFoundError, match="no such file 'labels.txt'"):
+        fit_embeddings("labels.txt", dim=2)  # a string is a label file
 
 
 # ------------------------------------------------------------------ encode
