@@ -242,8 +242,10 @@ def load_debian_deps(
     Returns
     -------
     TextDataset
-        With the Debian 12 indexes: ~60,000 packages with a dependency and a
-        description, ~42,000 distinct dependencies, ~5.3 per package.
+        With the Debian 12 indexes: ~57,000 packages with a dependency and a
+        description, ~41,500 distinct dependencies, ~5.3 per package; with the
+        defaults ~37,600 / 3,600 / 10,400 train / validation / test packages, ~5,900
+        labels, ~30,000 TF-IDF features.
 
     Raises
     ------

@@ -438,8 +438,10 @@ def load_wordnet(
         Keep the labels carried by at least this many training samples; ``1`` keeps every
         label seen in training, ``0`` the whole label set.
     max_label_fraction : float in (0, 1], optional
-        Also drop the labels on more than this fraction of the training samples (``0.3``
-        removes the near-root labels ``entity.n.01``, ``physical_entity.n.01``, ...).
+        Also drop the labels on more than this fraction of the training samples. ``0.3``
+        removes the five near-root labels (``entity.n.01`` is on every labelled synset,
+        ``physical_entity.n.01``, ``abstraction.n.06``, ...), which otherwise make P@1
+        trivial (a TF-IDF 10-NN gets P@1 0.997 with them, 0.79 without them).
     valid_fraction : float in [0, 1), default 0.1
         Share of the non-test samples, as whole lemma groups, in the validation part.
     test_fraction : float in [0, 1), default 0.2
@@ -460,7 +462,9 @@ def load_wordnet(
         ``X_train``/``Y_train``/``X_valid``/``Y_valid``/``X_test``/``Y_test`` (CSR
         float32), ``label_names`` (synset names such as ``"canine.n.02"``), the texts,
         ids and groups of each part, ``source`` and ``vectorizer``. All 82,115 synsets
-        carry 17,157 distinct ancestor labels, 9.05 per synset.
+        carry 17,157 distinct ancestor labels, 9.05 per synset; with the defaults:
+        59,153 / 6,542 / 16,419 train / validation / test synsets, 4,934 labels,
+        36,083 TF-IDF features.
 
     Raises
     ------
