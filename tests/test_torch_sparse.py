@@ -238,3 +238,195 @@ def test_sparse_linear_on_cuda_matches_cpu(sparse_grad):
     cpu(csr_batch(X)).sum().backward()
     torch.testing.assert_close(gpu.weight.grad.to_dense().cpu(), cpu.weight.grad.to_dense(),
                                rtol=1e-4, atol=1e-5)
+
+
+def test_clip_grad_norm_takes_sparse_gradients():
+    from labelemb.torch.sparse import clip_grad_norm_
+
+    X = random_csr(6, 40, 3, seed=5)
+    a = SparseLinear(40, 3, sparse_grad=True)
+    b = SparseLinear(40, 3)
+    b.load_state_dict(a.state_dict())
+    for layer in (a, b):
+        layer(csr_batch(X)).pow(2).sum().backward()
+    total = clip_grad_norm_(a.parameters(), 0.5)
+    ref = nn.utils.clip_grad_norm_(b.parameters(), 0.5)
+    torch.testing.assert_close(total, ref)
+    torch.testing.assert_close(a.weight.grad.to_dense(), b.weight.grad)
+    torch.testing.assert_close(a.bias.grad, b.bias.grad)
+
+
+# ---------------------------------------------------------------- fit / predict / evaluate
+N, F, L, H = 240, 60, 12, 16
+
+
+@pytest.fixture(scope="module")
+def problem():
+    import labelemb
+
+    X = random_csr(N, F, 4, seed=6, empty_rows=(5, 17))
+    rng = np.random.default_rng(7)
+    sets = [sorted(set(rng.choice(L, size=rng.integers(1, 4), replace=False).tolist()))
+            for _ in range(N)]
+    Y = sp.csr_matrix((np.ones(sum(map(len, sets)), np.float32),
+                       np.concatenate(sets), np.r_[0, np.cumsum([len(s) for s in sets])]),
+                      shape=(N, L))
+    emb = labelemb.fit_embeddings(Y, dim=6, seed=0)
+    return X, Y, emb
+
+
+def _pair(recipe, emb, sparse_grad=False):
+    """A model whose first layer is a SparseLinear and its nn.Linear twin, same weights."""
+    from labelemb.torch import make_model, mlp
+
+    torch.manual_seed(0)
+    sparse = make_model(nn.Sequential(SparseLinear(F, H, sparse_grad=sparse_grad), nn.ReLU()),
+                        H, recipe, embedding=emb, n_labels=L)
+    dense = make_model(mlp(F, [H]), H, recipe, embedding=emb, n_labels=L)
+    with torch.no_grad():
+        dense[0][0].weight.copy_(sparse[0][0].weight.t())
+        dense[0][0].bias.copy_(sparse[0][0].bias)
+    dense[1].load_state_dict(sparse[1].state_dict())
+    return sparse, dense
+
+
+@pytest.mark.parametrize("recipe", ["bce", "lowrank", "paper"])
+def test_sparse_and_dense_inputs_train_alike(problem, recipe):
+    from labelemb.torch import evaluate, fit, predict
+
+    X, Y, emb = problem
+    sparse, dense = _pair(recipe, emb)
+    Xd = X.toarray()
+    kw = dict(epochs=3, lr=1e-2, batch_size=32, device="cpu", progress=False, seed=3,
+              weight_decay=0.01)
+    hs = fit(sparse, (X, Y), emb if recipe == "paper" else None, valid=(X[:80], Y[:80]), **kw)
+    hd = fit(dense, (Xd, Y), emb if recipe == "paper" else None, valid=(Xd[:80], Y[:80]), **kw)
+    np.testing.assert_allclose(hs["loss"], hd["loss"], rtol=1e-4)
+    for key in ("p@1", "p@5", "ndcg@5"):
+        np.testing.assert_allclose(hs[key], hd[key], atol=1e-6)
+    torch.testing.assert_close(sparse[0][0].weight.t(), dense[0][0].weight, rtol=1e-4,
+                               atol=1e-5)
+    i_s, s_s = predict(sparse, X, k=4)
+    i_d, s_d = predict(dense, Xd, k=4)
+    np.testing.assert_allclose(s_s, s_d, rtol=1e-4, atol=1e-5)
+    assert (i_s == i_d).mean() > 0.99  # ties may swap
+    es, ed = evaluate(sparse, (X, Y)), evaluate(dense, (Xd, Y))
+    assert es == pytest.approx(ed, abs=1e-6)
+
+
+def test_lazy_rows_train_as_adamw_when_every_column_is_used(problem):
+    """mlp(sparse=True): row-sparse gradients and SparseAdamW; when every batch uses every
+    column the lazy update is AdamW's, so sparse and dense inputs train alike."""
+    from labelemb.torch import fit, make_model, mlp
+
+    _, Y, _ = problem
+    full = np.random.default_rng(8).normal(size=(N, F)).astype(np.float32)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(make_model(mlp(F, [H], sparse=True), H, "bce", n_labels=L))
+    kw = dict(epochs=2, lr=1e-2, batch_size=40, device="cpu", progress=False,
+              weight_decay=0.1, max_grad_norm=5.0)
+    hs = fit(models[0], (sp.csr_matrix(full), Y), **kw)
+    hd = fit(models[1], (full, Y), **kw)
+    np.testing.assert_allclose(hs["loss"], hd["loss"], rtol=1e-4)
+    torch.testing.assert_close(models[0][0][0].weight, models[1][0][0].weight, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_sparse_training_resumes_from_a_checkpoint(problem, tmp_path):
+    from labelemb.torch import fit, make_model, mlp
+
+    X, Y, _ = problem
+
+    def run(resume, d, callbacks=()):
+        torch.manual_seed(0)
+        model = make_model(mlp(F, [H], sparse=True), H, "bce", n_labels=L)
+        h = fit(model, (X, Y), epochs=3, lr=1e-2, batch_size=32, device="cpu",
+                progress=False, checkpoint_dir=str(d), resume=resume, callbacks=callbacks)
+        return h, model
+
+    straight, m1 = run(False, tmp_path / "a")
+    run(False, tmp_path / "b", [lambda h, m: len(h) == 2])  # stopped after epoch 2
+    resumed, m2 = run(True, tmp_path / "b")
+    assert len(resumed) == 3
+    np.testing.assert_allclose(resumed["loss"], straight["loss"], rtol=1e-5)
+    torch.testing.assert_close(m1[0][0].weight, m2[0][0].weight)
+
+
+def test_sparse_inputs_bad_input(problem):
+    from labelemb.torch import evaluate, fit, make_model, mlp, predict
+
+    X, Y, _ = problem
+    kw = dict(epochs=1, lr=1e-2, batch_size=32, device="cpu", progress=False)
+
+    def model(columns=F, sparse=True):
+        return make_model(mlp(columns, [H], sparse=sparse), H, "bce", n_labels=L)
+
+    bad = X.copy()
+    bad.data[3] = np.nan
+    with pytest.raises(ValueError, match="train inputs contain NaN or Inf"):
+        fit(model(), (bad, Y), **kw)
+    bad = X.copy()
+    bad.indices[0] = -3
+    with pytest.raises(ValueError, match="valid inputs have column index -3"):
+        fit(model(), (X, Y), valid=(bad, Y), **kw)
+    bad = X.copy()
+    bad.indices[-1] = F
+    with pytest.raises(ValueError, match=f"data inputs have column index {F}"):
+        predict(model(), bad)
+    with pytest.raises(ValueError, match=f"train inputs have {F} columns but the model's "
+                                         f"first layer takes {F + 1}"):
+        fit(model(F + 1), (X, Y), **kw)
+    with pytest.raises(ValueError, match=f"data inputs have {F} columns"):
+        predict(model(F + 1), X)
+    with pytest.raises(ValueError, match=f"data inputs have {F} columns"):
+        evaluate(model(F + 1), (X, Y))
+    with pytest.raises(ValueError, match="valid inputs are dense but the train inputs are a "
+                                         "scipy sparse matrix"):
+        fit(model(), (X, Y), valid=(X.toarray(), Y), **kw)
+    with pytest.raises(ValueError, match="valid inputs are a scipy sparse matrix but the "
+                                         "train inputs are dense"):
+        fit(model(), (X.toarray(), Y), valid=(X, Y), **kw)
+    with pytest.raises(TypeError, match="no SparseLinear layer.*sparse=True"):
+        fit(model(sparse=False), (X, Y), **kw)
+    with pytest.raises(TypeError, match="no SparseLinear layer"):
+        predict(model(sparse=False), X)
+    with pytest.raises(ValueError, match="optimizer='sgd'.*row-sparse"):
+        fit(model(), (X, Y), optimizer="sgd", **kw)
+    with pytest.raises(ValueError, match="at least one hidden width"):
+        mlp(F, [], sparse=True)
+    with pytest.raises(TypeError, match="sparse must be True or False"):
+        mlp(F, [H], sparse="yes")
+
+
+def test_plain_sgd_takes_sparse_gradients_through_fit(problem):
+    from labelemb.torch import fit, make_model, mlp
+
+    X, Y, _ = problem
+    torch.manual_seed(0)
+    model = make_model(mlp(F, [H], sparse=True), H, "bce", n_labels=L)
+    before = model[0][0].weight.detach().clone()
+    h = fit(model, (X, Y), epochs=2, lr=0.1, batch_size=32, device="cpu", progress=False,
+            optimizer=lambda groups, lr: torch.optim.SGD(groups, lr=lr))
+    assert np.isfinite(h["loss"]).all() and h["loss"][1] < h["loss"][0]
+    unused = np.setdiff1d(np.arange(F), X.indices)
+    moved = (model[0][0].weight.detach() != before).any(1).numpy()
+    assert not moved[unused].any() and moved[np.unique(X.indices)].all()
+
+
+@cuda
+def test_sparse_inputs_train_on_cuda_as_on_cpu(problem):
+    from labelemb.torch import fit, predict
+
+    X, Y, emb = problem
+    cpu, _ = _pair("bce", emb)
+    gpu = copy.deepcopy(cpu)
+    kw = dict(epochs=2, lr=1e-2, batch_size=32, progress=False, amp=False)
+    hc = fit(cpu, (X, Y), device="cpu", **kw)
+    hg = fit(gpu, (X, Y), device="cuda", valid=(X, Y), **kw)
+    np.testing.assert_allclose(hg["loss"], hc["loss"], rtol=1e-3)
+    assert next(gpu.parameters()).is_cuda
+    i_g, _ = predict(gpu, X, k=3)
+    i_c, _ = predict(cpu, X, k=3)
+    assert (i_g == i_c).mean() > 0.95
