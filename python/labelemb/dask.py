@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from ._validation import check_int
 from .cooccurrence import Cooccurrence, combine
 from .cooccurrence import cooccurrence as _count
 from .streaming import LabelReader, as_reader
@@ -98,8 +99,7 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
         import dask
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("labelemb.dask needs dask: pip install 'labelemb[dask]'") from e
-    if isinstance(split_every, bool) or not isinstance(split_every, int) or split_every < 2:
-        raise ValueError(f"split_every must be an int >= 2, got {split_every!r}")
+    split_every = check_int(split_every, "split_every", lo=2)
     if isinstance(collection, (str, os.PathLike)):
         collection = [collection]
     reader = None

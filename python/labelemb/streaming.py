@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from . import _textfile as tf
 from ._labels import LabelBatch
 from ._textfile import LabelFileWarning
+from ._validation import check_bool, check_choice, check_int
 
 __all__ = ["LabelFileWarning", "LabelReader", "read_labels"]
 
@@ -314,14 +315,10 @@ def read_labels(paths: Union[PathLike, Sequence[PathLike]], *, format: Optional[
             raise FileNotFoundError(f"paths: no such file {p!r}")
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS} or None, got {format!r}")
-    if labels not in ("auto", "ids", "names"):
-        raise ValueError(f"labels must be 'auto', 'ids' or 'names', got {labels!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
-            or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    check_choice(labels, "labels", ("auto", "ids", "names"))
+    chunk_size = check_int(chunk_size, "chunk_size", lo=1)
     tf.check_delimiter(delimiter)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True or False, got {progress!r}")
+    progress = check_bool(progress, "progress")
     text = [p for p in paths if (format or _format_of(p)) == "text"]
     kind = None if labels == "auto" else labels
     detected, first, sample = False, None, []
