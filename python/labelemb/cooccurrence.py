@@ -302,17 +302,20 @@ def _free_memory() -> int:
         return 1 << 34
 
 
-def estimate_memory(batch, n_pairs_so_far: int = 0) -> int:
+def estimate_memory(batch, n_pairs_so_far: int = 0, num_threads: int = 0) -> int:
     """Upper bound (bytes) of what counting ``batch`` needs, from its per-sample label counts.
 
     Distinct pairs are at most ``min(sum_s k_s (k_s - 1) / 2, L (L - 1) / 2)``; each costs an
-    index and an int64 count, and summing into earlier chunks holds both sums at once.
+    index and an int64 count, and summing into earlier chunks holds both sums at once. Each
+    thread (``num_threads``, 0 = all cores) holds two counters of L entries, and the label
+    index four arrays of L + 1.
     """
     k = np.diff(batch.indptr).astype(np.float64)
     L = float(batch.n_labels)
     pairs = min(float(np.sum(k * (k - 1) / 2)), L * (L - 1) / 2)
     itemsize = batch.indices.itemsize + 8
-    index = len(batch.indices) * 4 + (L + 1) * 8 + 16 * L * max(1, os.cpu_count() or 1)
+    threads = num_threads or max(1, os.cpu_count() or 1)
+    index = len(batch.indices) * 4 + (L + 1) * 32 + 16 * L * threads
     merged = 2 * n_pairs_so_far * itemsize if n_pairs_so_far else 0
     return int(pairs * itemsize + index + merged)
 
@@ -369,7 +372,7 @@ def cooccurrence(labels, *, n_labels: Optional[int] = None, num_threads: int = 0
             return total
         batch = _concat(pending)
         pending.clear()
-        need = estimate_memory(batch, 0 if total is None else total.n_pairs)
+        need = estimate_memory(batch, 0 if total is None else total.n_pairs, num_threads)
         if need > budget:
             raise MemoryBudgetError(
                 f"counting these labels may need up to {need / 2**30:.2f} GiB, over max_memory="
