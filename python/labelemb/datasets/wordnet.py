@@ -347,7 +347,11 @@ def _embedded_corpus() -> LabelledTexts:
         ref = resources.files(__package__) / "data" / DATA_FILE
         with resources.as_file(ref) as path:
             arrays = read_wordnet_file(os.fspath(path))
-        _embedded["corpus"] = corpus_from_arrays(arrays)
+        corpus = corpus_from_arrays(arrays)
+        for arr in (corpus.labels.data, corpus.labels.indices, corpus.labels.indptr,
+                    corpus.groups):
+            arr.flags.writeable = False  # shared by every later call in this process
+        _embedded["corpus"] = corpus
     return _embedded["corpus"]  # type: ignore[return-value]
 
 
