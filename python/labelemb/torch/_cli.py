@@ -23,6 +23,7 @@ import labelemb
 from labelemb._io import atomic_write
 
 from .._recipes import ALIASES, RECIPES, deprecation_message
+from .._validation import check_float, check_int
 from .device import resolve_device
 from .heads import find_head, make_model, mlp
 from .inference import evaluate, predict
@@ -158,12 +159,11 @@ def load_model(path: str):
 def train_command(args) -> int:
     # Cheap checks first: a typo must not cost an embedding fit.
     resolve_device(args.device)
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got "
-                             f"{getattr(args, name)}")
-    if not args.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    check_int(args.epochs, "--epochs", lo=1)
+    check_int(args.batch_size, "--batch-size", lo=1)
+    check_float(args.lr, "--lr", lo=0.0, lo_open=True)
+    check_float(args.weight_decay, "--weight-decay", lo=0.0)
+    check_float(args.dropout, "--dropout", lo=0.0, hi=1.0, hi_open=True)
     _hidden(args.hidden)
     X = read_features(args.features)
     if X.ndim != 2:

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import check_choice
 from .data import SparseLabels
 
 __all__ = ["CosineProximityLoss", "sparse_bce_with_logits", "sparse_softmax_cross_entropy"]
@@ -39,9 +40,7 @@ class CosineProximityLoss(nn.Module):
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = check_choice(reduction, "reduction", ("mean", "sum", "none"))
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if prediction.shape != target.shape or prediction.dim() != 2:
