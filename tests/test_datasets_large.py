@@ -352,6 +352,10 @@ def fake_dpkg(calls, version="1:3.0-99"):
                 fh.write(DATA_NOUN)
             with open(os.path.join(wn, "index.noun"), "w") as fh:
                 fh.write(INDEX_NOUN)
+            doc = os.path.join(cmd[3], "usr", "share", "doc", "wordnet-base")
+            os.makedirs(doc)
+            with open(os.path.join(doc, "copyright"), "w") as fh:
+                fh.write(COPYRIGHT)
             return ""
         raise AssertionError(cmd)
 
@@ -384,6 +388,46 @@ def test_wordnet_from_debian_package_is_cached_with_its_version(tmp_path, monkey
     again = load_wordnet(source="debian", cache_dir=tmp_path, rebuild=True, **opts)
     assert [c[:2] for c in calls] == [["dpkg-deb", "-f"], ["dpkg-deb", "-x"]]
     assert again.meta["source_version"] == "1:3.0-100"
+
+
+COPYRIGHT = """\
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: WordNet
+
+Files: *
+Copyright: 1996-2012 Cognitive Science Laboratory Princeton University
+License: WordNet3.0
+ Permission to use, copy, modify and distribute this software and
+ database is hereby granted.
+ .
+ WordNet 3.0 Copyright 2006 by Princeton University.  All rights reserved.
+
+Files: debian/*
+License: GPL-2+
+ Not this one.
+"""
+
+
+def test_build_script_writes_the_data_file_and_the_licence(tmp_path, monkeypatch):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "scripts", "build_wordnet.py")
+    spec = importlib.util.spec_from_file_location("build_wordnet", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(_debian, "run_command", fake_dpkg([]))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert script.main(["--workdir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == [wordnet.LICENSE_FILE, wordnet.DATA_FILE]
+    notice = (out / wordnet.LICENSE_FILE).read_text()
+    assert "1:3.0-99" in notice and "hereby granted." in notice
+    assert "WordNet 3.0 Copyright 2006 by Princeton University" in notice
+    assert "GPL" not in notice and "\n.\n" not in notice
+    arrays = wordnet.read_wordnet_file(str(out / wordnet.DATA_FILE))
+    assert str(arrays["source_version"]) == "1:3.0-99"
+    corpus = wordnet.corpus_from_arrays(arrays)
+    assert corpus.n_samples == 12 and "dog.n.01" in corpus.label_names
 
 
 @pytest.mark.parametrize("exc", [
