@@ -1,16 +1,18 @@
 """Readers and writers for multi-label text formats.
 
-* Label lists: one sample per line, its labels separated by a delimiter (``","`` by
-  default, or ``" "``/``"\\t"``), given as names or as integer ids. An empty line is a
-  sample with no label.
+* Label lists: one sample per line, its labels separated by a delimiter (detected by
+  default: comma, tab, semicolon or whitespace; written with ``","`` by default), given
+  as names or as integer ids. An empty line is a sample with no label.
 * The Extreme Classification Repository sparse format: a header line
   ``n_samples n_features n_labels``, then one line per sample
   ``l1,l2,... f1:v1 f2:v2 ...`` (0-based ids); a sample with no label starts with a
   space.
 
-Files ending in ``.gz`` are read and written gzip-compressed. Writers replace the
-target atomically (temporary file in the same directory, then ``os.replace``).
-Malformed input raises ``ValueError`` with the file name and the 1-based line number.
+Files ending in ``.gz`` are read and written gzip-compressed (readers also take bz2
+and xz, by suffix or by the first bytes; they share one core with
+:func:`labelemb.read_labels`, see ``labelemb._textfile``). Writers replace the target
+atomically (temporary file in the same directory, then ``os.replace``). Malformed input
+raises ``ValueError`` with the file name and the 1-based line number.
 """
 
 from __future__ import annotations
