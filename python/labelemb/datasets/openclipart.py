@@ -116,8 +116,8 @@ def load_openclipart(*, split: Optional[str] = None, as_float: bool = False) -> 
 
     Examples
     --------
-    >>> ds = load_openclipart(split="train", as_float=True)  # doctest: +SKIP
-    >>> ds.images.shape, ds.labels.shape  # doctest: +SKIP
+    >>> ds = load_openclipart(split="train", as_float=True)
+    >>> ds.images.shape, ds.labels.shape
     ((6390, 3, 32, 32), (6390, 411))
     """
     if split not in (None, "train", "test"):

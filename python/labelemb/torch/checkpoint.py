@@ -70,9 +70,9 @@ class TrainSettings:
 
     Examples
     --------
-    >>> a = TrainSettings("bce", epochs=3, lr=1e-3, batch_size=64)
-    >>> b = dataclasses.replace(a, lr=1e-2)
-    >>> a.changed(b)
+    >>> saved = TrainSettings("bce", epochs=3, lr=1e-3, batch_size=64)
+    >>> now = dataclasses.replace(saved, lr=1e-2)
+    >>> now.changed(saved)
     ['lr: 0.001 in the checkpoint, 0.01 now']
     """
 
