@@ -14,6 +14,15 @@ Step 5 of the method and its baseline, with one loop for both::
     labels, scores = predict(model, X_test, emb, k=5)
 
 Importing :mod:`labelemb` alone never imports torch; this module does.
+
+Where each part lives: :mod:`~labelemb.torch.recipes` (the recipes by name: head, loss,
+decoder), :mod:`~labelemb.torch.heads` and :mod:`~labelemb.torch.losses`,
+:mod:`~labelemb.torch.data` (label sets as sparse batches and targets),
+:mod:`~labelemb.torch.sources` (the inputs: arrays, tensors, Datasets),
+:mod:`~labelemb.torch.train` (``fit`` and one epoch), :mod:`~labelemb.torch.inference`
+(``predict``, ``evaluate``, the validation pass), :mod:`~labelemb.torch.checkpoint`
+(settings, save, resume), :mod:`~labelemb.torch.history`, :mod:`~labelemb.torch.optim`,
+:mod:`~labelemb.torch.device` and :mod:`~labelemb.torch.distributed` (``torchrun``).
 """
 
 from __future__ import annotations
