@@ -33,6 +33,35 @@ def test_random_sweep():
         targets.run_one(data)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs ulimit (POSIX)")
+def test_random_sweep_under_an_address_space_limit():
+    """The sweep (num_threads varied, up to past the limit) in a process limited to 1.5 GB
+    of address space: allocations that fail raise MemoryError; a crash fails the test."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.join(os.path.dirname(__file__), "fuzz")!r})
+        import numpy as np, targets
+        rng = np.random.default_rng(99)
+        n = len(targets.TARGETS) + len(targets.extra_targets())
+        for i in range(600):
+            targets.run_one(bytes([i % n]) + rng.bytes(int(rng.integers(0, 200))))
+        # 2 x 10^7-label counters (160 MB) per thread, up to 64 threads: some must fail cleanly
+        for nt in (1, 2, 8, targets.THREAD_LIMIT):
+            try:
+                targets._core.cooccurrence(np.array([0, 2], np.int64),
+                                           np.array([0, 1], np.int32), 2 * 10**7, nt)
+            except MemoryError:
+                pass
+        print("swept")
+    """)
+    r = subprocess.run(["bash", "-c", 'ulimit -v 1500000 && exec "$0" -c "$1"', sys.executable,
+                        code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "swept" in r.stdout, (r.returncode, r.stderr[-3000:])
+
+
 @pytest.mark.parametrize("target", targets.TARGETS, ids=lambda t: t.__name__)
 def test_target_reaches_its_kernel(target):
     """Each target gets past the bindings' checks on a fair share of random inputs (a

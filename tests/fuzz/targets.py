@@ -17,7 +17,10 @@ import numpy as np
 
 from labelemb import _core
 
-ALLOWED = (ValueError, TypeError, IndexError, OverflowError)
+# MemoryError: an allocation that fails (the campaigns run under a lowered address-space
+# limit) must surface as MemoryError, never as an abort inside a parallel region.
+ALLOWED = (ValueError, TypeError, IndexError, OverflowError, MemoryError)
+THREAD_LIMIT = _core.thread_limit()
 
 
 class Reader:
@@ -82,6 +85,18 @@ class Reader:
         well-formed and reach the kernels)."""
         return self.byte() % k == 1
 
+    def threads(self) -> int:
+        """num_threads: 1 or 2 mostly, now and then 0 (all cores), a few more than the cores,
+        the limit, or past it (refused by every binding)."""
+        kind = self.byte() % 32
+        if kind == 1:
+            return 0
+        if kind == 2:
+            return self.int_in(3, 8)
+        if kind == 3:
+            return [THREAD_LIMIT, THREAD_LIMIT + 1, 100_000, -1, 2**31 - 1][self.byte() % 5]
+        return 1 + kind % 2
+
     def nudge(self, n: int) -> int:
         """`n` most of the time, else n - 1 or n + 1 (never negative): shapes that almost
         match."""
@@ -107,7 +122,7 @@ def target_cooccurrence(r: Reader):
     n_labels = r.wild_int()
     if n_labels > 10**6:
         n_labels = 10**6 + r.int_in(0, 10)  # keep allocations bounded
-    return _core.cooccurrence(indptr, indices, n_labels, r.int_in(1, 2))
+    return _core.cooccurrence(indptr, indices, n_labels, r.threads())
 
 
 def target_pmi(r: Reader):
@@ -118,7 +133,7 @@ def target_pmi(r: Reader):
     h = np.array([r.float_() for _ in range(max(L + (r.byte() % 5 == 0), 0))], dtype=np.float64)
     diag = None if r.byte() % 2 else np.array([r.float_() for _ in range(L)], dtype=np.float64)
     return _core.pmi(indptr, indices, counts, h, diag, r.float_(), abs(r.float_()),
-                     r.wild_int(), bool(r.byte() % 2), r.int_in(1, 2))
+                     r.wild_int(), bool(r.byte() % 2), r.threads())
 
 
 def target_sum_counts(r: Reader):
@@ -145,7 +160,7 @@ def target_sum_counts(r: Reader):
         data.append(d)
     if parts and r.rarely(8):
         data.pop()
-    return _core.sum_counts(indptrs, indices, data, n_labels, r.int_in(1, 2))
+    return _core.sum_counts(indptrs, indices, data, n_labels, r.threads())
 
 
 def _exclusions(r: Reader, n: int, L: int):
@@ -200,7 +215,7 @@ def target_topk(r: Reader):
     k, qb, lb = _k_and_blocks(r, L)
     ex_indptr, ex_indices = _exclusions(r, n, L)
     scores, ids = _outputs(r, n, k, np.int64 if r.rarely(2) else np.int32)
-    return _core.topk(q, v, k, ex_indptr, ex_indices, scores, ids, r.int_in(1, 2), qb, lb)
+    return _core.topk(q, v, k, ex_indptr, ex_indices, scores, ids, r.threads(), qb, lb)
 
 
 def target_topk_clustered(r: Reader):
@@ -232,13 +247,13 @@ def target_topk_clustered(r: Reader):
     ex_indptr, ex_indices = _exclusions(r, n, L)
     scores, out_ids = _outputs(r, n, k, itype)
     return _core.topk_clustered(q, v, sorted_v, ids, delta, offsets, centres, k, ex_indptr,
-                                ex_indices, scores, out_ids, r.int_in(1, 2), qb, lb)
+                                ex_indices, scores, out_ids, r.threads(), qb, lb)
 
 
 def target_threshold(r: Reader):
     q, v, _, L = _queries_vectors(r)
     _, qb, lb = _k_and_blocks(r, L)
-    return _core.threshold(q, v, r.float_() if r.rarely(8) else r.value() / 100, r.int_in(1, 2),
+    return _core.threshold(q, v, r.float_() if r.rarely(8) else r.value() / 100, r.threads(),
                            qb, lb)
 
 
@@ -278,7 +293,7 @@ def target_eigh_csr(r: Reader):
     oversample = r.wild_int() if r.rarely(6) else r.int_in(0, 4)
     n_iter = r.wild_int() if r.rarely(6) else r.int_in(0, 3)
     return _core.eigh_csr(indptr, indices, data, k, oversample, n_iter, not r.rarely(2),
-                          r.int_in(0, 2**16), values, vectors, r.int_in(1, 2))
+                          r.int_in(0, 2**16), values, vectors, r.threads())
 
 
 def target_csr_spmm(r: Reader):
@@ -298,7 +313,7 @@ def target_csr_spmm(r: Reader):
         n_cols = r.wild_int()
     xt = r.float_array((w, r.nudge(max(min(n_cols, 8), 0))), np.float64)
     yt = np.zeros((r.nudge(w), r.nudge(n_rows)), dtype=np.float64)
-    return _core.csr_spmm(indptr, indices, data, n_cols, xt, yt, r.int_in(1, 2))
+    return _core.csr_spmm(indptr, indices, data, n_cols, xt, yt, r.threads())
 
 
 TARGETS = [target_cooccurrence, target_pmi, target_sum_counts, target_topk,
