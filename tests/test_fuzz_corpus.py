@@ -33,7 +33,8 @@ def test_random_sweep():
         targets.run_one(data)
 
 
-@pytest.mark.skipif(os.name != "posix", reason="needs ulimit (POSIX)")
+@pytest.mark.skipif(os.name != "posix" or "asan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="needs ulimit -v (POSIX), which AddressSanitizer excludes")
 def test_random_sweep_under_an_address_space_limit():
     """The sweep (num_threads varied, up to past the limit) in a process limited to 1.5 GB
     of address space: allocations that fail raise MemoryError; a crash fails the test."""

@@ -21,6 +21,9 @@ from labelemb.embedding import EmbeddingWarning, LabelEmbedding
 from labelemb.formats import read_xc, write_label_list, write_xc
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs ulimit (POSIX)")
+# ASan reserves terabytes of address space for its shadow memory: no ulimit -v under it.
+no_asan = pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
+                             reason="ulimit -v and AddressSanitizer exclude each other")
 
 
 def _run(code: str, limit_kb: int = 0) -> subprocess.CompletedProcess:
@@ -118,6 +121,7 @@ def test_cli_huge_threads_is_one_line():
 
 # ---------------------------------------------------------------- allocations under a limit
 @posix_only
+@no_asan
 @pytest.mark.parametrize("max_memory", ["None", "2**50"])
 def test_allocation_failure_in_a_parallel_region_is_memory_error(max_memory):
     """Per-thread buffers of 400 MB each under a 3 GB address space: MemoryError (from the
@@ -140,6 +144,7 @@ def test_allocation_failure_in_a_parallel_region_is_memory_error(max_memory):
 
 
 @posix_only
+@no_asan
 def test_available_memory_counts_the_address_space_limit():
     code = """
     import sys, labelemb
