@@ -176,12 +176,9 @@ class LabelReader:
 
     # -- npz: a scipy sparse matrix saved with scipy.sparse.save_npz --------------------
     def _npz_chunks(self, path: str, bar):
-        try:
-            with open(path, "rb") as f:  # closed even when the archive is damaged
-                m = sp.load_npz(f).tocsr()
-        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-            raise ValueError(f"{path}: not a readable scipy sparse .npz ({type(e).__name__}: "
-                             f"{e}); write it with scipy.sparse.save_npz") from None
+        from ._npz import load_sparse  # headers checked before allocating; ValueError naming path
+
+        m = load_sparse(path, "a scipy sparse .npz (write it with scipy.sparse.save_npz)")
         n = m.shape[0]
         for a in range(0, n, self.chunk_size):
             yield m[a:a + self.chunk_size]
