@@ -10,14 +10,11 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-import zipfile
-import zlib
 from collections import Counter
 from itertools import chain
 from typing import Iterator, List, Optional, Sequence, Union
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import _textfile as tf
 from ._labels import LabelBatch
