@@ -430,3 +430,61 @@ def test_sparse_inputs_train_on_cuda_as_on_cpu(problem):
     i_g, _ = predict(gpu, X, k=3)
     i_c, _ = predict(cpu, X, k=3)
     assert (i_g == i_c).mean() > 0.95
+
+
+# ---------------------------------------------------------------- the CLI
+def test_cli_trains_and_evaluates_sparse_features(problem, tmp_path, capsys):
+    from labelemb.cli import main
+    from labelemb.formats import write_label_list, write_xc
+    from labelemb.torch._cli import load_model
+
+    X, Y, _ = problem
+    sp.save_npz(tmp_path / "X.npz", X)
+    write_label_list(tmp_path / "Y.txt", Y)
+    write_xc(tmp_path / "data.txt", X, Y)
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return out
+
+    common = ["--epochs", "2", "--hidden", "16", "--batch-size", "32", "--no-progress",
+              "--objective", "bce", "--seed", "1"]
+    run("train", tmp_path / "X.npz", tmp_path / "Y.txt", "-o", tmp_path / "a.pt", *common)
+    run("train", tmp_path / "data.txt", tmp_path / "data.txt", "-o", tmp_path / "b.pt",
+        *common)
+    model, config, _, _ = load_model(str(tmp_path / "a.pt"))
+    assert config["sparse"] is True and isinstance(model[0][0], SparseLinear)
+    assert model[0][0].in_features == F
+    # the same data from either file: the same model
+    other, _, _, _ = load_model(str(tmp_path / "b.pt"))
+    for (k, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=k)
+    a = run("evaluate", tmp_path / "a.pt", tmp_path / "X.npz", tmp_path / "Y.txt", "--json")
+    b = run("evaluate", tmp_path / "b.pt", tmp_path / "data.txt", tmp_path / "data.txt",
+            "--json")
+    assert a == b and '"precision@1"' in a
+
+
+def test_cli_sparse_features_bad_input(problem, tmp_path, capsys):
+    from labelemb.cli import main
+    from labelemb.formats import write_label_list
+
+    X, Y, _ = problem
+    bad = X.copy()
+    bad.data[0] = np.inf
+    sp.save_npz(tmp_path / "bad.npz", bad)
+    sp.save_npz(tmp_path / "wide.npz", sp.hstack([X, X]).tocsr())
+    sp.save_npz(tmp_path / "X.npz", X)
+    write_label_list(tmp_path / "Y.txt", Y)
+    common = ["--epochs", "1", "--hidden", "16", "--no-progress", "--objective", "bce"]
+    assert main([str(a) for a in ("train", tmp_path / "bad.npz", tmp_path / "Y.txt", "-o",
+                                  tmp_path / "m.pt", *common)]) == 2
+    assert "NaN or Inf" in capsys.readouterr().err
+    assert main([str(a) for a in ("train", tmp_path / "X.npz", tmp_path / "Y.txt", "-o",
+                                  tmp_path / "m.pt", *common)]) == 0
+    capsys.readouterr()
+    assert main([str(a) for a in ("evaluate", tmp_path / "m.pt", tmp_path / "wide.npz",
+                                  tmp_path / "Y.txt")]) == 2
+    assert f"the model takes {F} features" in capsys.readouterr().err

@@ -34,19 +34,27 @@ MODEL_VERSION = 1
 
 
 # ---------------------------------------------------------------- files
-def read_features(path: str) -> np.ndarray:
+def read_features(path: str):
     """Features from ``.npy`` (n x F) or ``.npz`` (its single array, or ``features`` /
-    ``X``); a scipy sparse ``.npz`` is densified."""
+    ``X``), dense; a scipy sparse ``.npz`` or an Extreme Classification Repository text
+    file (any other name) stays a sparse CSR matrix."""
     if not os.path.isfile(path):
         raise ValueError(f"no such features file: {path!r}")
     from .._npz import load_sparse, members, read_npy, read_npz
 
+    if not path.endswith((".npy", ".npz")):
+        from ..formats import read_xc
+
+        return read_xc(path)[0]
     if path.endswith(".npy"):
         x = read_npy(path, "a features array")
     elif path.endswith(".npz"):
         files = members(path, "a features file")
         if "format" in files and "indptr" in files:  # scipy.sparse.save_npz
-            x = load_sparse(path, "a sparse features matrix").toarray()
+            x = load_sparse(path, "a sparse features matrix")
+            if x.dtype.kind not in "biuf":
+                raise ValueError(f"{path}: features must be numbers, got dtype {x.dtype}")
+            return x.tocsr()
         else:
             keys = [k for k in ("features", "X") if k in files] or files
             if len(keys) != 1:
@@ -63,6 +71,19 @@ def read_features(path: str) -> np.ndarray:
     elif x.dtype.kind != "f":
         raise ValueError(f"{path}: features must be numbers, got dtype {x.dtype}")
     return x
+
+
+def read_data(features: str, labels: str, delimiter: str, ids: Optional[bool] = None):
+    """``(X, Y, label names)``: :func:`read_features` and :func:`read_labels`, except that
+    LABELS naming the same Extreme Classification Repository file as FEATURES takes the
+    label ids from it."""
+    if not features.endswith((".npy", ".npz")) and os.path.isfile(features) and \
+            os.path.isfile(labels) and os.path.samefile(features, labels):
+        from ..formats import read_xc
+
+        X, Y = read_xc(features)
+        return X, Y, None
+    return (read_features(features), *read_labels(labels, delimiter, ids))
 
 
 def read_labels(path: str, delimiter: str, ids: Optional[bool] = None
@@ -115,7 +136,9 @@ def _hidden(text: str) -> List[int]:
 
 
 def _build(config: dict, vectors: Optional[np.ndarray]):
-    backbone = mlp(config["in_features"], config["hidden"], dropout=config["dropout"])
+    # sparse features (a SparseLinear first layer) since format version 1 too: absent = dense
+    backbone = mlp(config["in_features"], config["hidden"], dropout=config["dropout"],
+                   sparse=bool(config.get("sparse", False)))
     width = config["hidden"][-1] if config["hidden"] else config["in_features"]
     return make_model(backbone, width, config["head"], embedding=vectors,
                       n_labels=config["n_labels"])
@@ -165,12 +188,11 @@ def train_command(args) -> int:
     check_float(args.weight_decay, "--weight-decay", lo=0.0)
     check_float(args.dropout, "--dropout", lo=0.0, hi=1.0, hi_open=True)
     _hidden(args.hidden)
-    X = read_features(args.features)
+    X, Y, names = read_data(args.features, args.labels, args.delimiter)
     if X.ndim != 2:
         raise ValueError(f"{args.features}: the command's MLP takes 2-D features (n x F), "
                          f"got shape {X.shape}; for images, call labelemb.torch.fit with "
                          "your own model")
-    Y, names = read_labels(args.labels, args.delimiter)
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"{args.features} has {X.shape[0]} rows but {args.labels} has "
                          f"{Y.shape[0]} label sets; they must describe the same samples")
@@ -189,9 +211,8 @@ def train_command(args) -> int:
     if args.valid_features or args.valid_labels:
         if not (args.valid_features and args.valid_labels):
             raise ValueError("give both --valid-features and --valid-labels")
-        Xv = read_features(args.valid_features)
-        Yv, vnames = read_labels(args.valid_labels, args.delimiter,
-                                 ids=None if names is None else False)
+        Xv, Yv, vnames = read_data(args.valid_features, args.valid_labels, args.delimiter,
+                                   ids=None if names is None else False)
         Yv = to_vocabulary(Yv, vnames, names, Y.shape[1], args.valid_labels)
         train, valid = (X, Y), (Xv, Yv)
     elif args.valid_fraction > 0:
@@ -225,7 +246,7 @@ def train_command(args) -> int:
     vectors = emb.vectors if (emb is not None and not full) else None
     config = {"in_features": int(X.shape[1]), "hidden": _hidden(args.hidden),
               "dropout": float(args.dropout), "head": head, "n_labels": int(Y.shape[1]),
-              "objective": args.objective}
+              "objective": args.objective, "sparse": bool(sp.issparse(X))}
     torch.manual_seed(args.seed)
     model = _build(config, vectors)
     history = fit(model, train, emb if not full else None, valid=valid,
@@ -263,8 +284,8 @@ def _leave_process_group() -> None:
 def evaluate_command(args) -> int:
     resolve_device(args.device)
     model, config, vectors, vocab = load_model(args.model)
-    X = read_features(args.features)
-    Y, names = read_labels(args.labels, args.delimiter, ids=None if vocab is None else False)
+    X, Y, names = read_data(args.features, args.labels, args.delimiter,
+                            ids=None if vocab is None else False)
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"{args.features} has {X.shape[0]} rows but {args.labels} has "
                          f"{Y.shape[0]} label sets")
