@@ -396,3 +396,39 @@ def test_fit_embeddings_reads_paths_with_options(tmp_path):
         labelemb.fit_embeddings(read_labels(path), dim=4, read_kwargs={"delimiter": ","})
     with pytest.raises(FileNotFoundError, match=r"no such file 'cat' \(strings are read as"):
         labelemb.fit_embeddings(["cat", "dog"], dim=1)
+
+
+# ------------------------------------------------------------------------ the fast id parser
+
+
+def _slow_ids(lines, delimiter):
+    from labelemb import _textfile as tf
+
+    toks = [tf.split(line, delimiter) for line in lines]
+    if any("" in t for t in toks) or not all(tf.is_id(x) for t in toks for x in t):
+        return None
+    return [len(t) for t in toks], [int(x) for t in toks for x in t]
+
+
+@pytest.mark.parametrize("delimiter", [" ", ",", "\t", ";"])
+def test_fast_id_parser_agrees_with_tokens(delimiter):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from labelemb._textfile import fast_ids
+
+    line = st.text(alphabet=st.sampled_from(list("0123456789") * 3 + [" ", "\t", ",", ";", "x",
+                                                                      "-", "\u00b2"]),
+                   max_size=30)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(line, max_size=8))
+    def check(lines):
+        fast, slow = fast_ids(lines, delimiter), _slow_ids(lines, delimiter)
+        if slow is None:
+            assert fast is None
+        elif all(len(x) <= 18 for line in lines for x in line.split()):
+            assert fast is not None
+            assert fast[0].tolist() == slow[0] and fast[1].tolist() == slow[1]
+
+    check()

@@ -109,12 +109,16 @@ class LabelReader:
             for path in self.paths:
                 fmt = self.format or _format_of(path)
                 if fmt == "text":
-                    for lineno, chunk, nbytes in self._text_chunks(path):
+                    for lineno, lines, nbytes in self._text_chunks(path):
+                        chunk = None
                         if kind is None:
+                            chunk = _tokens(lines, self.delimiter, path, lineno)
                             kind = tf.guess_kind(chunk)
                         if kind == "ids":
-                            chunk = _ids_batch(chunk, path, lineno)
-                        elif self._check:
+                            chunk = _ids_batch(lines, self.delimiter, path, lineno)
+                        else:
+                            chunk = chunk or _tokens(lines, self.delimiter, path, lineno)
+                        if kind != "ids" and self._check:
                             names = Counter() if names is None else names
                             names.update(chain.from_iterable(chunk))
                         bar.update(nbytes)
@@ -130,8 +134,8 @@ class LabelReader:
 
     # -- text: one sample per line, labels separated by `delimiter` --------------------
     def _text_chunks(self, path: str):
-        """``(first line number, token lists, bytes read)`` per ``chunk_size`` lines."""
-        size, delimiter = self.chunk_size, self.delimiter
+        """``(first line number, lines, bytes read)`` per ``chunk_size`` lines."""
+        size = self.chunk_size
         pending: List[str] = []  # lines, split only chunk by chunk (memory: one chunk)
         start, last = 1, 0
         for lineno, block, pos in tf.line_blocks(path, _BLOCK_BYTES):
@@ -140,11 +144,11 @@ class LabelReader:
             pending += block
             i = 0
             while len(pending) - i >= size:
-                yield start, _tokens(pending[i:i + size], delimiter, path, start), pos - last
+                yield start, pending[i:i + size], pos - last
                 i, start, last = i + size, start + size, pos
             pending = pending[i:]
         if pending:
-            yield start, _tokens(pending, delimiter, path, start), os.path.getsize(path) - last
+            yield start, pending, os.path.getsize(path) - last
 
     # -- parquet: a list column of ids or names ----------------------------------------
     def _parquet_chunks(self, path: str, bar):
@@ -201,12 +205,17 @@ def _ids_arrays(indptr: np.ndarray, ids: np.ndarray, path: str) -> LabelBatch:
     return LabelBatch(indptr.astype(np.int64), ids.astype(itype), L)
 
 
-def _ids_batch(chunk, path: str, lineno: int) -> LabelBatch:
-    lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
-    indptr = np.zeros(len(chunk) + 1, dtype=np.int64)
+def _ids_batch(lines: List[str], delimiter: str, path: str, lineno: int) -> LabelBatch:
+    parsed = tf.fast_ids(lines, delimiter)
+    if parsed is None:  # token by token, to report the first bad one at path:line
+        chunk = _tokens(lines, delimiter, path, lineno)
+        lengths = np.fromiter(map(len, chunk), dtype=np.int64, count=len(chunk))
+        # Ids below INT64_MAX, so that n_labels = largest id + 1 fits an int64 too.
+        ids = tf.parse_ids(chunk, path, lineno, tf.INT64_MAX)
+    else:
+        lengths, ids = parsed
+    indptr = np.zeros(len(lines) + 1, dtype=np.int64)
     np.cumsum(lengths, out=indptr[1:])
-    # Ids below INT64_MAX, so that n_labels = largest id + 1 fits an int64 too.
-    ids = tf.parse_ids(chunk, path, lineno, tf.INT64_MAX)
     L = int(ids.max()) + 1 if len(ids) else 0
     itype = np.int32 if L <= np.iinfo(np.int32).max else np.int64
     return LabelBatch(indptr, ids.astype(itype), L)
