@@ -17,12 +17,7 @@ ARGS = dict(epochs=3, lr=1e-2, batch_size=64, progress=False, device="cpu", seed
             schedule="cosine")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,7 @@ import labelemb  # noqa: E402
 from labelemb.cli import main  # noqa: E402
 from labelemb.formats import write_label_list  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ from labelemb.torch import (  # noqa: E402
 N_TRAIN, N_VALID, L, F, D = 1200, 300, 60, 24, 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: one thread avoids OpenMP spinning on a shared machine (10x faster).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
