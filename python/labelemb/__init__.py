@@ -24,6 +24,7 @@ from .topk import TopkIndex, threshold, topk
 _blas.register(_core)
 
 __all__ = [
+    "Classifier",
     "Cooccurrence",
     "EmbeddingWarning",
     "LabelEmbedding",
@@ -43,6 +44,15 @@ __all__ = [
     "threshold",
     "topk",
 ]
+
+
+def __getattr__(name: str):
+    # Classifier needs torch: imported on first use, so that `import labelemb` never does.
+    if name == "Classifier":
+        from .classifier import Classifier
+
+        return Classifier
+    raise AttributeError(f"module 'labelemb' has no attribute {name!r}")
 
 
 def show_config(file=None) -> dict:

@@ -289,6 +289,74 @@ outputs); samples without labels are left out."""
 
 
 @command(
+    "fit-model", "train a labelemb.Classifier and save it as one model file (.npz)",
+    arg("data", metavar="DATA",
+        help="an XC-format file (features and label ids per line), or with LABELS a text "
+             "file of one sample per line (TF-IDF features are built in)"),
+    arg("labels", nargs="?", metavar="LABELS",
+        help="label-list text for the lines of DATA (names or ids, separated by --delimiter)"),
+    arg("-o", "--output", required=True, metavar="MODEL.npz", help="where to save the model"),
+    arg("--recipe", default=None,
+        help="paper, bce, lowrank, softmax, lowrank-softmax, hybrid or lowrank-hybrid "
+             "(default hybrid)"),
+    arg("--dim", type=int, default=256, help="label embedding dimension (default 256)"),
+    arg("--hidden", default="1024", help="hidden widths of the MLP, e.g. 1024,512"),
+    arg("--dropout", type=float, default=0.0, help="dropout after each hidden layer"),
+    arg("--epochs", type=int, default=10, help="passes over the training set (default 10)"),
+    arg("--lr", type=float, default=None, help="learning rate (default: the recipe's)"),
+    arg("--batch-size", type=int, default=256, help="samples per step (default 256)"),
+    arg("--valid-fraction", type=float, default=0.1,
+        help="hold out this share of the samples; the epoch with the best validation "
+             "MAP@100 is kept (0 = none, keep the last; default 0.1)"),
+    arg("--patience", type=int, default=None,
+        help="stop after this many epochs without a better validation MAP@100"),
+    arg("--device", default="auto", help="auto, cpu, cuda or cuda:N"),
+    arg("--seed", type=int, default=0, help="random seed (default 0)"),
+    arg("--threads", type=int, default=0, help="CPU threads, 0 = torch's default"),
+    _delimiter_arg("LABELS"),
+    arg("--no-progress", action="store_true", help="no progress bars"),
+    arg("-q", "--quiet", action="store_true", help="print nothing but errors"),
+)
+def fit_model(args: argparse.Namespace) -> int:
+    _torch_cli()
+    from .torch import _model_cli
+
+    return _model_cli.fit_model_command(args)
+
+
+fit_model.epilog = """examples:
+  labelemb fit-model train.txt -o model.npz                 # XC format (features + labels)
+  labelemb fit-model texts.txt tags.txt -o model.npz        # raw text, TF-IDF built in
+  labelemb predict model.npz test.txt -k 5 -o top5.tsv
+
+The model file holds the settings, the label names, the label embedding, the weights and
+(for text) the TF-IDF vocabulary; labelemb.Classifier.load reads it."""
+
+
+@command(
+    "predict", "write the top-k labels of every sample with a model from 'labelemb fit-model'",
+    arg("model", metavar="MODEL.npz", help="a model file (Classifier.save, labelemb fit-model)"),
+    arg("input", metavar="INPUT",
+        help="an XC-format file (its labels are ignored), or for a text model a text file "
+             "of one sample per line"),
+    arg("-k", type=int, default=5, help="labels per sample (default 5)"),
+    arg("-o", "--output", metavar="OUT", help="output file (default: standard output)"),
+    arg("--format", choices=("tsv", "scores", "xc"), default="tsv",
+        help="tsv: the labels of a sample on one line, tab-separated; scores: label:score; "
+             "xc: an XC-format score file (id:score, header 'n L') (default tsv)"),
+    arg("--batch-size", type=int, default=4096, help="samples per batch (default 4096)"),
+    arg("--device", default="auto", help="auto, cpu, cuda or cuda:N"),
+    arg("--threads", type=int, default=0, help="CPU threads, 0 = torch's default"),
+    arg("--no-progress", action="store_true", help="no progress bar"),
+)
+def predict(args: argparse.Namespace) -> int:
+    _torch_cli()
+    from .torch import _model_cli
+
+    return _model_cli.predict_command(args)
+
+
+@command(
     "demo", "train a small CNN on the embedded Openclipart images, with label embeddings and "
     "with the sigmoid baseline, and compare them",
     arg("-o", "--output", default="labelemb-demo", metavar="DIR",

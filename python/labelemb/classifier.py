@@ -1,0 +1,731 @@
+"""The one-call estimator: label embedding, network, training, decoding and one model file.
+
+:class:`Classifier` assembles the steps of the method the way a user would by hand
+(``fit_embeddings`` -> ``make_model(mlp(...))`` -> ``labelemb.torch.fit``), with
+scikit-learn's conventions: constructor arguments are the settings, ``fit`` returns
+``self``, learned attributes end in ``_``, ``get_params``/``set_params``. It needs the
+``torch`` extra; scikit-learn is optional (when importable the class also derives from its
+``BaseEstimator``, so ``clone``, ``Pipeline`` and the search tools see it as theirs).
+
+Decoding is exact and skips the dense ``n x L`` logits: every head's scores are inner
+products of a per-sample query with fixed label vectors (a logit head: ``[h, 1] · [W, b]``;
+the low-rank head: ``[s z, 1] · [E, b]``; the paper's head: ``p · E``), so the top-k runs
+through :func:`labelemb.topk` (or a :class:`labelemb.TopkIndex` for large label sets),
+batch by batch, on the model's device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import metrics
+from ._recipes import DEFAULT_RECIPE, RECIPES, canonical_name
+from ._validation import check_bool, check_float, check_int, check_threads
+from .embedding import LabelEmbedding, fit_embeddings
+from .text import TextFeatures
+from .topk import TopkIndex, topk
+from .torch import EmbeddingHead, LogitHead, LowRankHead, find_head
+from .torch import fit as torch_fit
+from .torch.data import as_label_csr
+from .torch.model_file import build_model, mlp_architecture, read_model, write_model
+
+try:  # scikit-learn is optional: with it, Classifier is one of its estimators
+    from sklearn.base import BaseEstimator as _Base
+    from sklearn.exceptions import NotFittedError as _NotFitted  # a ValueError
+except ImportError:  # pragma: no cover
+    _Base = object
+    _NotFitted = ValueError
+
+__all__ = ["Classifier"]
+
+# From this many labels on, label vectors are decoded through a pruned TopkIndex (built
+# once per model), as long as it skips more than this share of the scores.
+INDEX_MIN_LABELS = 4096
+MAX_SCORED_FRACTION = 0.8
+_MAX_DENSE_BYTES = 2 * 1024**3
+
+
+class _Params:
+    """``get_params`` / ``set_params`` from the constructor's signature (no dependency)."""
+
+    @classmethod
+    def _get_param_names(cls) -> list:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values()
+                      if p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD)
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The settings, as given to the constructor (``deep`` is accepted for scikit-learn)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Change settings; takes effect at the next ``fit``. Returns ``self``."""
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; "
+                                 f"valid parameters are {valid}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__)
+                    .parameters.values() if p.name != "self"}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if not _same(v, defaults.get(k))]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except (TypeError, ValueError):
+        return a is b
+
+
+class Classifier(_Params, _Base):
+    """Multi-label classifier trained with information-theoretic label embeddings.
+
+    Parameters
+    ----------
+    recipe : str, optional
+        A recipe name (``"paper"``, ``"bce"``, ``"lowrank"``, ``"softmax"``,
+        ``"lowrank-softmax"``, ``"hybrid"``, ``"lowrank-hybrid"``): the head and loss (see
+        :func:`labelemb.torch.make_model`). None: the project default, ``"hybrid"``.
+    dim : int, default 256
+        Label embedding dimension (clipped to ``L - 1`` for small label sets).
+    hidden : sequence of int, default (1024,)
+        Hidden widths of the default MLP backbone.
+    dropout : float, default 0
+        Dropout after each hidden layer of the MLP.
+    epochs : int, default 10
+    lr : float, optional
+        Learning rate (AdamW). None: the recipe's measured default
+        (``labelemb._recipes.RECIPES[recipe].lr``).
+    batch_size : int, default 256
+    weight_decay : float, default 0
+    patience : int, optional
+        With a validation set: stop after this many epochs without a better validation
+        MAP@100 (None: train every epoch). The best epoch's weights are kept either way.
+    backbone : nn.Module or callable, optional
+        Replaces the MLP: a module mapping inputs to (batch, width), or a callable
+        ``backbone(n_features) -> nn.Module``. The module given is copied, never trained
+        in place. A model with a custom backbone is reloaded with
+        ``Classifier.load(path, backbone=...)``.
+    text : bool, default False
+        Inputs are strings (one text per sample), turned into TF-IDF features by a
+        built-in vectoriser that is saved with the model.
+    device : str, default "auto"
+        "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+    seed : int, default 0
+        Seeds the embedding, the weights' initialisation and the shuffling.
+    num_threads : int, default 0
+        CPU threads of training and decoding (0: torch's current setting).
+    progress : bool, default False
+        Progress bars while fitting the embedding and training.
+    eval_batch_size : int, default 4096
+        Samples per forward pass when predicting.
+
+    Attributes
+    ----------
+    label_embedding_ : LabelEmbedding
+        Fitted on the training label sets (``neighbors``, ``encode``...).
+    classes_ : ndarray, shape (L,)
+        The label names (str), or the ids ``0..L-1`` when trained on ids.
+    model_ : nn.Module
+        ``nn.Sequential(backbone, head)``, trained.
+    history_ : labelemb.torch.History
+        Per-epoch records (validation metrics when a validation set was given).
+    best_epoch_ : int
+        The epoch whose weights were kept (the last one without validation).
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import labelemb
+    >>> data = labelemb.make_topic_labels(2000, 50, n_features=32, seed=0)
+    >>> clf = labelemb.Classifier(dim=16, hidden=(64,), epochs=2, lr=1e-2)
+    >>> clf = clf.fit(data.features, data.labels)
+    >>> clf.predict(data.features[:3], k=2).shape
+    (3, 2)
+    """
+
+    def __init__(self, recipe: Optional[str] = None, dim: int = 256,
+                 hidden: Sequence[int] = (1024,), dropout: float = 0.0, epochs: int = 10,
+                 lr: Optional[float] = None, batch_size: int = 256, weight_decay: float = 0.0,
+                 patience: Optional[int] = None,
+                 backbone: Union[None, nn.Module, Callable[[int], nn.Module]] = None,
+                 text: bool = False, device: str = "auto", seed: int = 0,
+                 num_threads: int = 0, progress: bool = False, eval_batch_size: int = 4096):
+        self.recipe = recipe
+        self.dim = dim
+        self.hidden = hidden
+        self.dropout = dropout
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.backbone = backbone
+        self.text = text
+        self.device = device
+        self.seed = seed
+        self.num_threads = num_threads
+        self.progress = progress
+        self.eval_batch_size = eval_batch_size
+
+    # ------------------------------------------------------------------ settings
+    def _settings(self) -> dict:
+        """The parameters, checked; ``recipe`` and ``lr`` resolved."""
+        recipe = DEFAULT_RECIPE if self.recipe is None else \
+            canonical_name(self.recipe, "recipe", stacklevel=4)
+        hidden = self.hidden
+        if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+            hidden = (hidden,)
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (list, tuple)):
+            raise TypeError(f"hidden must be a sequence of widths such as (1024,), got "
+                            f"{type(self.hidden).__name__}")
+        hidden = [check_int(h, "hidden widths", lo=1) for h in hidden]
+        lr = RECIPES[recipe].lr if self.lr is None else \
+            check_float(self.lr, "lr", lo=0.0, lo_open=True)
+        patience = None if self.patience is None else check_int(self.patience, "patience",
+                                                                 lo=1)
+        backbone = self.backbone
+        if backbone is not None and not (isinstance(backbone, nn.Module) or callable(backbone)):
+            raise TypeError(f"backbone must be None, an nn.Module or a callable "
+                            f"backbone(n_features) -> nn.Module, got {type(backbone).__name__}")
+        device = _resolve_device(self.device)
+        return {"recipe": recipe, "dim": check_int(self.dim, "dim", lo=1), "hidden": hidden,
+                "dropout": check_float(self.dropout, "dropout", lo=0.0, hi=1.0, hi_open=True),
+                "epochs": check_int(self.epochs, "epochs", lo=1), "lr": lr,
+                "batch_size": check_int(self.batch_size, "batch_size", lo=1),
+                "weight_decay": check_float(self.weight_decay, "weight_decay", lo=0.0),
+                "patience": patience, "text": check_bool(self.text, "text"),
+                "device": device, "seed": check_int(self.seed, "seed", lo=0),
+                "num_threads": check_threads(self.num_threads),
+                "progress": check_bool(self.progress, "progress"),
+                "eval_batch_size": check_int(self.eval_batch_size, "eval_batch_size", lo=1)}
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, Y, *, X_valid=None, Y_valid=None) -> Classifier:
+        """Fit the label embedding on ``Y``, build the network and train it on ``(X, Y)``.
+
+        Parameters
+        ----------
+        X : array (n, F), scipy sparse matrix (n, F), or sequence of n str (``text=True``)
+            The inputs, one row per sample; float64 is converted to float32.
+        Y : scipy sparse (n, L), 0/1 array, list of label-id lists, or list of label-name
+            lists
+            The label sets. Names build the vocabulary (``classes_``, sorted). A 1-D
+            array of ids or names gives each sample one label.
+        X_valid, Y_valid : same forms, optional
+            Evaluated after every epoch (MAP@100); the best epoch's weights are kept, and
+            ``patience`` stops training early.
+
+        Returns
+        -------
+        self
+        """
+        s = self._settings()
+        if Y is None:
+            raise ValueError("Classifier requires y to be passed, but the target y is None "
+                             "(fit(X, Y) needs the label sets)")
+        if (X_valid is None) != (Y_valid is None):
+            raise ValueError("give both X_valid and Y_valid, or neither")
+        self._reset()
+        text_features = None
+        if s["text"]:
+            text_features = TextFeatures().fit(_texts(X, "X"))
+        X = _features(X, "X", text_features)
+        n = X.shape[0]
+        Y, names = as_label_csr(_label_sets(Y), "Y", n_samples=n)
+        L = Y.shape[1]
+        if L < 2:
+            raise ValueError(f"Y has {L} label(s); a multi-label model needs at least 2")
+        if Y.nnz == 0:
+            raise ValueError("Y has no labels at all; every sample's label set is empty")
+        valid = None
+        if X_valid is not None:
+            Xv = _features(X_valid, "X_valid", text_features)
+            _check_width(Xv, X.shape[1], "X_valid")
+            Yv, _ = as_label_csr(_label_sets(Y_valid), "Y_valid", n_labels=L, label_names=names,
+                                 n_samples=Xv.shape[0], build_vocabulary=False)
+            valid = (_model_inputs(Xv, "X_valid"), Yv)
+        inputs = _model_inputs(X, "X")
+
+        with _threads(s["num_threads"]):
+            emb = fit_embeddings(Y, dim=min(s["dim"], L - 1), seed=s["seed"],
+                                 num_threads=s["num_threads"], progress=s["progress"])
+            if names is not None:
+                emb.label_names = list(names)
+            model, architecture = self._build(s, emb, inputs)
+            key = f"map@{min(100, L)}"
+            keeper = _BestEpoch(key, s["patience"])
+            history = torch_fit(model, (inputs, Y), emb, valid=valid, epochs=s["epochs"],
+                                lr=s["lr"], batch_size=s["batch_size"],
+                                weight_decay=s["weight_decay"], device=s["device"],
+                                seed=s["seed"], progress=s["progress"],
+                                callbacks=[keeper] if valid is not None else ())
+            best = len(history)
+            if valid is not None and keeper.state is not None:
+                model.load_state_dict(keeper.state)
+                best = keeper.epoch
+        model.eval()
+        self.model_ = model
+        self.label_embedding_ = emb
+        self.history_ = history
+        self.best_epoch_ = int(best)
+        self.n_features_in_ = int(X.shape[1])
+        self.classes_ = np.array(names, dtype=str) if names is not None else np.arange(L)
+        self._architecture = architecture
+        self._text = text_features
+        return self
+
+    def _build(self, s: dict, emb: LabelEmbedding, inputs):
+        n_features = int(inputs.shape[1])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s["seed"])
+            if self.backbone is None:
+                arch = mlp_architecture(n_features, s["hidden"], s["dropout"])
+                model = build_model(dict(arch, recipe=s["recipe"], n_labels=emb.n_labels), emb)
+            else:
+                net = copy.deepcopy(self.backbone) if isinstance(self.backbone, nn.Module) \
+                    else self.backbone(n_features)
+                if not isinstance(net, nn.Module):
+                    raise TypeError(f"backbone(n_features) must return an nn.Module, got "
+                                    f"{type(net).__name__}")
+                arch = {"backbone": "custom", "class": f"{type(net).__module__}."
+                        f"{type(net).__qualname__}", "out_features": _out_width(net, inputs)}
+                model = build_model(dict(arch, recipe=s["recipe"], n_labels=emb.n_labels),
+                                    emb, net)
+        return model, dict(arch, recipe=s["recipe"], n_labels=emb.n_labels)
+
+    def _reset(self) -> None:
+        for name in ("model_", "label_embedding_", "history_", "best_epoch_",
+                     "n_features_in_", "classes_"):
+            self.__dict__.pop(name, None)
+        self._cache = {}  # the decoder, built by the first predict
+
+    # ------------------------------------------------------------------ predict
+    def _check_fitted(self) -> None:
+        if getattr(self, "model_", None) is None:
+            raise _NotFitted(f"this {type(self).__name__} is not fitted yet; call fit(X, Y) "
+                             "(or Classifier.load(path)) first")
+
+    def predict_topk(self, X, k: Optional[int] = None):
+        """The ``k`` best labels of each sample, by decreasing score.
+
+        Parameters
+        ----------
+        X : array (n, F), scipy sparse (n, F), or n str (``text=True``)
+        k : int, optional
+            ``1 <= k <= L``; None: 5, or L for fewer labels.
+
+        Returns
+        -------
+        indices : ndarray (n, k) int64
+            Label ids (columns of ``classes_``).
+        scores : ndarray (n, k) float32
+            The model's scores: logits for the logit heads, ``p · E_l`` for the paper's.
+        """
+        self._check_fitted()
+        L = len(self.classes_)
+        if k is None:
+            k = min(5, L)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"k must be an int, got {type(k).__name__}")
+        if not 1 <= k <= L:
+            raise ValueError(f"k must be in [1, {L}] (the number of labels), got {k}")
+        X = _features(X, "X", self._text)
+        _check_width(X, self.n_features_in_, "X")
+        return self._decode(X, int(k))
+
+    def _decode(self, X, k: int):
+        s = self._settings()
+        dev = s["device"]
+        n = X.shape[0]
+        out_i = np.empty((n, k), np.int64)
+        out_s = np.empty((n, k), np.float32)
+        step = s["eval_batch_size"]
+        with _threads(s["num_threads"]), torch.no_grad():
+            decoder = self._get_decoder(dev, s["num_threads"])
+            for a in range(0, n, step):
+                x = _batch_tensor(X, a, min(n, a + step), dev)
+                idx, sc = decoder(x, int(k))
+                out_i[a:a + len(x)] = idx
+                out_s[a:a + len(x)] = sc
+        return out_i, out_s
+
+    def predict(self, X, k: Optional[int] = None) -> np.ndarray:
+        """The ``k`` best labels of each sample: an (n, k) array of label names (str), or
+        of ids (int64) when the model was trained on ids. ``k`` as for
+        :meth:`predict_topk` (None: 5, or L for fewer labels)."""
+        idx, _ = self.predict_topk(X, k)
+        return self.classes_[idx]
+
+    def score(self, X, Y, *, ks: Sequence[int] = (1, 3, 5), map_k: int = 100,
+              metric: Optional[str] = None):
+        """Ranking metrics of the predictions against the true label sets ``Y``.
+
+        Parameters
+        ----------
+        X : inputs, as for :meth:`predict`
+        Y : label sets in the model's label space (names from ``classes_``, or ids)
+        ks : ranks of precision, recall, nDCG, MAP (clipped to L)
+        map_k : int, default 100
+            Also report ``map@{map_k}`` (the paper's MAP@100).
+        metric : str, optional
+            Return only this entry of the report (for example ``"map@100"``) as a float,
+            as scikit-learn's model selection expects of ``score``.
+
+        Returns
+        -------
+        dict or float
+            :func:`labelemb.metrics.report` (samples without labels are left out).
+        """
+        self._check_fitted()
+        L = len(self.classes_)
+        names = self.label_embedding_.label_names
+        X = _features(X, "X", self._text)
+        _check_width(X, self.n_features_in_, "X")
+        n = X.shape[0]
+        truth, _ = as_label_csr(_label_sets(Y), "Y", n_labels=L, label_names=names, n_samples=n,
+                                build_vocabulary=False)
+        ks = sorted({min(check_int(k, "ks", lo=1), L) for k in ks} |
+                    {min(check_int(map_k, "map_k", lo=1), L)})
+        idx, _ = self._decode(X, max(ks))
+        report = metrics.report(idx, truth, ks=ks, n_labels=L)
+        if metric is None:
+            return report
+        if metric not in report:
+            raise ValueError(f"metric must be one of {sorted(report)}, got {metric!r}")
+        return report[metric]
+
+    # ------------------------------------------------------------------ decoding
+    def _get_decoder(self, dev: torch.device, num_threads: int) -> _Decoder:
+        decoder = self._cache.get("decoder")
+        if decoder is None or decoder.device != dev:
+            self.model_.to(dev).eval()
+            decoder = self._cache["decoder"] = _Decoder(self.model_, self.label_embedding_,
+                                                         dev, num_threads)
+        decoder.num_threads = num_threads
+        return decoder
+
+    # ------------------------------------------------------------------ files
+    def save(self, path) -> None:
+        """Write the fitted model to one file (see :mod:`labelemb.torch.model_file`).
+
+        The file holds the settings, the label names, the label embedding, the weights,
+        the architecture of the default MLP and the text vectoriser (``text=True``);
+        it is written atomically and read back without unpickling.
+        """
+        self._check_fitted()
+        params = {k: v for k, v in self.get_params().items() if k != "backbone"}
+        params["hidden"] = list(params["hidden"]) if isinstance(params["hidden"], (list, tuple)) \
+            else params["hidden"]
+        arrays = {}
+        if self._text is not None:
+            arrays = {"text.terms": self._text.terms, "text.idf": self._text.idf}
+        write_model(path, self.model_.cpu(), self.label_embedding_,
+                    architecture=self._architecture, settings=params,
+                    history=self.history_.epochs,
+                    extra={"best_epoch": self.best_epoch_, "n_features": self.n_features_in_,
+                           "label_kind": "ids" if self.label_embedding_.label_names is None
+                           else "names"},
+                    arrays=arrays)
+        self._cache.clear()  # the model moved to the CPU
+
+    @classmethod
+    def load(cls, path, backbone: Union[None, nn.Module, Callable[[], nn.Module]] = None
+             ) -> Classifier:
+        """Read a model written by :meth:`save` (or ``labelemb fit-model``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        backbone : nn.Module or callable returning one, optional
+            Required when the model was trained with a custom backbone: a module of the
+            same architecture, whose weights are replaced by the saved ones.
+
+        Raises
+        ------
+        FileNotFoundError, ValueError
+            No such file; a truncated, corrupt or newer file (the message names it).
+        """
+        from .torch import History
+
+        f = read_model(path, backbone)
+        settings = dict(f.settings)
+        params = cls._get_param_names()
+        clf = cls(**{k: v for k, v in settings.items() if k in params and k != "backbone"})
+        if isinstance(clf.hidden, list):
+            clf.hidden = tuple(clf.hidden)
+        clf.model_ = f.model
+        clf.label_embedding_ = f.embedding
+        clf.history_ = History(f.history, f.architecture.get("recipe"))
+        clf.best_epoch_ = int(f.extra.get("best_epoch", len(f.history)))
+        clf.n_features_in_ = int(f.extra["n_features"])
+        names = f.embedding.label_names
+        clf.classes_ = np.array(names, dtype=str) if names is not None \
+            else np.arange(f.embedding.n_labels)
+        clf._architecture = f.architecture
+        clf._text = None
+        if "text.terms" in f.arrays:
+            clf._text = TextFeatures(terms=f.arrays["text.terms"], idf=f.arrays["text.idf"])
+        clf._cache = {}
+        return clf
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_cache"] = {}  # the decoder is rebuilt by the next predict
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
+        tags.input_tags.string = bool(self.text)
+        tags.non_deterministic = False
+        return tags
+
+
+# ---------------------------------------------------------------- decoding
+class _Decoder:
+    """Exact top-k of a network's scores as inner products ``query(x) · V``.
+
+    ``V`` holds one row per label; the query is computed from the backbone's output.
+    On the CPU, label vectors (the low-rank and the paper's heads) of at least
+    ``INDEX_MIN_LABELS`` labels go through a :class:`TopkIndex`, everything else through
+    :func:`topk`; on CUDA, the torch path of :func:`topk` runs on the device.
+    """
+
+    def __init__(self, model: nn.Module, emb: LabelEmbedding, device: torch.device,
+                 num_threads: int):
+        self.device = device
+        self.num_threads = num_threads
+        head = find_head(model)
+        if not isinstance(model, nn.Sequential) or len(model) != 2 or model[1] is not head:
+            raise ValueError("the model must be nn.Sequential(backbone, head) as make_model "
+                             "builds it")
+        self.backbone, self.head = model[0], head
+        with torch.no_grad():
+            if isinstance(head, LogitHead):
+                V = torch.cat([head.linear.weight, head.linear.bias[:, None]], dim=1)
+            elif isinstance(head, LowRankHead):
+                parts = [head.label_vectors]
+                if head.residual is not None:
+                    parts.append(head.residual.weight)
+                V = torch.cat(parts + [head.bias[:, None]], dim=1)
+            elif isinstance(head, EmbeddingHead):
+                V = torch.as_tensor(emb.vectors)
+            else:  # pragma: no cover - find_head returns one of the three
+                raise TypeError(f"unknown head {type(head).__name__}")
+        V = V.detach().float()
+        self.index = None
+        if device.type == "cuda":
+            self.vectors = V.to(device).contiguous()
+            return
+        self.vectors = np.ascontiguousarray(V.cpu().numpy())
+        # The rows of a full logit head do not cluster (a pruned index scores ~all of them);
+        # label vectors do. The index is dropped if it stops skipping labels.
+        if not isinstance(head, LogitHead) and self.vectors.shape[0] >= INDEX_MIN_LABELS:
+            self.index = TopkIndex(self.vectors, num_threads=num_threads)
+
+    def queries(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.backbone(x).float()
+        head = self.head
+        one = torch.ones((h.shape[0], 1), dtype=h.dtype, device=h.device)
+        if isinstance(head, LogitHead):
+            return torch.cat([h, one], dim=1)
+        if isinstance(head, LowRankHead):
+            z = head.scale.float() * F.normalize(head.linear(h), dim=-1)
+            parts = [z] + ([h] if head.residual is not None else [])
+            return torch.cat(parts + [one], dim=1)
+        return head.linear(h)
+
+    def __call__(self, x: torch.Tensor, k: int):
+        q = self.queries(x)
+        if self.device.type == "cuda":
+            i, s = topk(q, self.vectors, k)
+            return i.long().cpu().numpy(), s.cpu().numpy()
+        q = q.numpy()
+        if self.index is not None:
+            i, s = self.index.search(q, k, num_threads=self.num_threads)
+            if self.index.last_scored_fraction_ > MAX_SCORED_FRACTION:
+                self.index = None
+        else:
+            i, s = topk(q, self.vectors, k, num_threads=self.num_threads)
+        return i.astype(np.int64, copy=False), s
+
+
+# ---------------------------------------------------------------- inputs
+def _label_sets(Y):
+    """A 1-D array of ids or names (one label per sample) as one-label sets."""
+    if isinstance(Y, np.ndarray) and Y.ndim == 1 and Y.dtype.kind in "iuU":
+        return [[v] for v in Y.tolist()]
+    return Y
+
+
+def _texts(X, name: str) -> list:
+    if isinstance(X, str):
+        raise TypeError(f"{name} must be a sequence of texts (one str per sample), got one str")
+    if sp.issparse(X) or (isinstance(X, np.ndarray) and X.dtype.kind != "U" and
+                          X.dtype != object):
+        raise TypeError(f"{name} must be texts (text=True), got numeric features; use "
+                        "text=False for feature matrices")
+    return list(X)
+
+
+def _features(X, name: str, text: Optional[TextFeatures]):
+    """``X`` as a float32 CSR matrix or a 2-D float32 array (texts through ``text``)."""
+    if text is not None:
+        return text.transform(_texts(X, name))
+    if X is None:
+        raise TypeError(f"{name} is None; pass the inputs (an (n, F) array or sparse matrix)")
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name} has dtype {X.dtype}; pass numbers")
+        X = X.astype(np.float32)
+        if X.nnz and not np.isfinite(X.data).all():
+            raise ValueError(f"{name} contains NaN or Inf; remove or fix those rows")
+    else:
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        a = np.asarray(X)
+        if a.dtype == object:  # numbers held as objects convert; texts do not
+            try:
+                a = a.astype(np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"{name} holds objects that are not numbers; pass numeric "
+                                "features, or texts with text=True") from None
+        if a.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: {name} has dtype {a.dtype}")
+        if a.dtype.kind in "US":
+            raise TypeError(f"{name} holds {a.dtype} values; pass numeric features, or texts "
+                            "with text=True")
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"{name} has dtype {a.dtype}; pass numeric features")
+        if a.ndim != 2:
+            hint = " (X.reshape(1, -1) for one sample)" if a.ndim == 1 else ""
+            raise ValueError(f"Reshape your data: {name} must be 2-D (samples x features), "
+                             f"got shape {a.shape}{hint}")
+        X = np.ascontiguousarray(a, dtype=np.float32)
+        if X.size and not np.isfinite(X).all():
+            raise ValueError(f"{name} contains NaN or Inf; remove or fix those rows")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        what = "sample" if X.shape[0] == 0 else "feature"
+        raise ValueError(f"{name} has 0 {what}(s) (shape={X.shape}) while a minimum of 1 is "
+                         "required.")
+    return X
+
+
+def _n_rows(X, name: str) -> int:
+    try:
+        return X.shape[0] if hasattr(X, "shape") else len(X)
+    except TypeError:
+        raise TypeError(f"{name} must be an (n, F) array, sparse matrix or texts, got "
+                        f"{type(X).__name__}") from None
+
+
+def _check_width(X, n_features: int, name: str) -> None:
+    if X.shape[1] != n_features:
+        raise ValueError(f"{name} has {X.shape[1]} features, but Classifier is expecting "
+                         f"{n_features} features as input (the training inputs' width); "
+                         "transform it the same way as those")
+
+
+def _model_inputs(X, name: str):
+    """What ``labelemb.torch.fit`` takes for ``X``: sparse rows stay sparse when the
+    sparse input layer is available, else they are densified (refused above 2 GiB)."""
+    if not sp.issparse(X):
+        return X
+    if X.shape[0] * X.shape[1] * 4 > _MAX_DENSE_BYTES:
+        raise ValueError(f"{name} is sparse with {X.shape[1]} columns: as dense float32 it "
+                         f"would take {X.shape[0] * X.shape[1] * 4 / 2**30:.1f} GiB; reduce the "
+                         "features (max_features, SVD) first")
+    return X.toarray()
+
+
+def _batch_tensor(X, a: int, b: int, dev: torch.device) -> torch.Tensor:
+    rows = X[a:b]
+    if sp.issparse(rows):
+        rows = rows.toarray()
+    return torch.from_numpy(np.ascontiguousarray(rows)).to(dev)
+
+
+def _out_width(net: nn.Module, inputs) -> int:
+    probe = inputs[:2]
+    if sp.issparse(probe):
+        probe = probe.toarray()
+    was = net.training
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.as_tensor(np.asarray(probe, dtype=np.float32)))
+    net.train(was)
+    if out.dim() != 2:
+        raise ValueError(f"the backbone must map (batch, features) to (batch, width), got "
+                         f"output shape {tuple(out.shape)}")
+    return int(out.shape[1])
+
+
+class _BestEpoch:
+    """Callback of ``labelemb.torch.fit``: keeps the weights of the best validation epoch
+    and stops after ``patience`` epochs without improvement."""
+
+    def __init__(self, key: str, patience: Optional[int]):
+        self.key, self.patience = key, patience
+        self.best, self.epoch, self.state, self.bad = -np.inf, 0, None, 0
+
+    def __call__(self, history, model) -> bool:
+        rec = history.epochs[-1]
+        value = rec.get(self.key)
+        if value is not None and value > self.best:
+            self.best, self.epoch, self.bad = value, int(rec["epoch"]), 0
+            self.state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+        else:
+            self.bad += 1
+        return self.patience is not None and self.bad >= self.patience
+
+
+def _resolve_device(device) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
+                        f"{type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
+                         f"{device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available; use 'cpu' or 'auto'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return dev
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    """torch's intra-op threads set to ``n`` (0: unchanged) for the block."""
+    if n == 0:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
