@@ -350,7 +350,7 @@ def test_damaged_npz_names_the_file(tmp_path):
     path = tmp_path / "y.npz"
     sp.save_npz(path, sp.csr_matrix(np.eye(4, dtype=np.float32)))
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ValueError, match=r"y\.npz: not a readable scipy sparse \.npz"):
+    with pytest.raises(ValueError, match=r"y\.npz: .*scipy sparse \.npz"):
         cooccurrence(read_labels(path))
 
 
