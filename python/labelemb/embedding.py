@@ -36,6 +36,7 @@ from ._io import atomic_write
 from ._labels import to_batch
 from ._npz import members as _members
 from ._npz import read_npz
+from ._progress import StageBars as _StageBars
 from ._validation import check_bool, check_choice, check_float, check_int, check_threads
 from ._version import __version__
 from .cooccurrence import Cooccurrence, cooccurrence
@@ -57,36 +58,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 class EmbeddingWarning(UserWarning):
     """Something about the embedding the user should know: a smaller dimension than asked
     for, labels without a vector, label sets that encode to zero."""
-
-
-class _StageBars:
-    """One progress bar per stage (tqdm, when installed and enabled), showing its time."""
-
-    def __init__(self, enabled: bool):
-        self._tqdm = None
-        if enabled:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                tqdm = None
-            self._tqdm = tqdm
-
-    def stage(self, name: str):
-        if self._tqdm is None:
-            return _NoBar()
-        return self._tqdm(total=1, desc=name, unit="stage",
-                          bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}]")
-
-
-class _NoBar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def update(self, n=1):
-        pass
 
 
 def fit_embeddings(labels, dim: int = 256, *, n_labels: Optional[int] = None, pmi: str = "ppmi",
