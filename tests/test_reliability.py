@@ -335,6 +335,11 @@ def test_pandas_label_input():
     assert labelemb.cooccurrence(ind) == labelemb.cooccurrence([[0, 1], [1], []])
     with pytest.raises(TypeError, match="DataFrame"):
         labelemb.cooccurrence(pd.DataFrame({"a": [["x"]], "b": ["y"]}))
+    emb = LabelEmbedding(np.eye(3, dtype=np.float32), ["a", "b", "c"])
+    np.testing.assert_array_equal(emb.encode(pd.Series([["a", "b"], ["c"]])),
+                                  emb.encode([["a", "b"], ["c"]]))
+    truth = pd.Series([[1], [0, 2]])
+    assert metrics.precision_at_k([[1], [2]], truth, 1) == 1.0
 
 
 def test_clear_messages_for_misleading_inputs():

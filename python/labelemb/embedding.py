@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._io import atomic_write
-from ._labels import to_batch
+from ._labels import _from_pandas, _is_pandas, to_batch
 from ._npz import members as _members
 from ._npz import read_npz
 from ._progress import StageBars as _StageBars
@@ -351,6 +351,8 @@ class LabelEmbedding:
     def _label_matrix(self, label_sets) -> sp.csr_matrix:
         """label_sets as a binary n x L CSR matrix, validated."""
         L = self.n_labels
+        if _is_pandas(label_sets):
+            label_sets = _from_pandas(label_sets, "label_sets")
         if sp.issparse(label_sets) or (isinstance(label_sets, np.ndarray)
                                        and label_sets.ndim == 2 and label_sets.dtype != object):
             if label_sets.ndim != 2 or label_sets.shape[1] != L:
