@@ -195,3 +195,31 @@ def test_subprocess_exit_status_and_debug(files, tmp_path):
 def test_gz_fixture_is_gzip(files):
     with gzip.open(files["good_gz"], "rt") as f:  # the corrupt ones derive from a real one
         assert f.readline().strip()
+
+
+@pytest.mark.parametrize("flags", [
+    ["--shift", "nan"], ["--power", "inf"], ["--alpha", "nan"], ["--threads", "100000"],
+    ["--min-count", "99999999999999999999999"], ["--oversample", "99999999999999999999999"],
+    ["--dim", "99999999999999999999999"], ["--n-iter", "99999999999999999999999"],
+    ["--seed", "-1"],
+])
+def test_bad_fit_options_are_one_line(files, tmp_path, flags):
+    """Options that once ended in a traceback: refused in one line, or (a huge min-count or
+    oversample, which only prunes or saturates) a clean run or refusal."""
+    status, err = _main(["fit", str(files["good"]), "-o", str(tmp_path / "o.npz"),
+                         "--no-progress"] + (["--dim", "2"] if flags[0] != "--dim" else [])
+                        + flags)
+    assert status in (0, 2), err
+    if flags[0] not in ("--oversample",):
+        assert status == 2 and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("features", ["xi.npy", "x.npy"])
+def test_train_and_evaluate_take_integer_features(files, tmp_path, features):
+    pytest.importorskip("torch")
+    model = str(tmp_path / "m.pt")
+    status, err = _main(["train", str(files[features]), str(files["good"]), "-o", model,
+                         "--epochs", "1", "--hidden", "8", "--dim", "3", "-q", "--no-progress"])
+    assert status == 0, err
+    status, err = _main(["evaluate", model, str(files[features]), str(files["good"])])
+    assert status == 0, err
