@@ -428,8 +428,7 @@ USER_ERROR = 2
 def _one_line(e: BaseException) -> str:
     text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
     text = text or type(e).__name__
-    if isinstance(e, MemoryError) and not text.lower().startswith(("out of memory",
-                                                                    "counting", "the ")):
+    if isinstance(e, MemoryError) and not isinstance(e, ValueError):  # not a budget refusal
         text = f"out of memory ({text})"
     return text
 
