@@ -1,8 +1,10 @@
 """Training and inference data behind one small interface (a *source*).
 
-``fit``, ``predict`` and ``evaluate`` accept several forms of data; :func:`as_source` picks
-the source class by the input's type, once, and everything after it only uses the
-interface below. Adding an input type is one class and one branch of :func:`as_source`.
+``fit``, ``predict`` and ``evaluate`` accept several forms of data: dense arrays and
+tensors (:class:`ArraySource`), scipy sparse matrices (:class:`CSRSource`) and map-style
+Datasets (:class:`DatasetSource`). :func:`as_source` picks the source class by the input's
+type, once, and everything after it only uses the interface below. Adding an input type
+is one class and one branch of ``_inputs`` (or of :func:`as_source` for a container).
 
 The interface of a source
 -------------------------
@@ -235,6 +237,14 @@ class DatasetSource:
         return _ceil_div(_ceil_div(len(self), ctx.world), batch_size)
 
 
+def _inputs(x, name: str):
+    """The inputs prepared, and the class of their source: the one place that tells input
+    types apart (scipy sparse -> :class:`CSRSource`, dense -> :class:`ArraySource`)."""
+    if sp.issparse(x):
+        return as_csr_inputs(x, name), CSRSource
+    return as_inputs(x, name), ArraySource
+
+
 def as_source(data, name: str, *, n_labels: Optional[int] = None, label_names=None,
               num_workers: int = 0, build_vocabulary: bool = True):
     """The source for a data argument of ``fit``/``evaluate``, and the label names.
@@ -265,14 +275,13 @@ def as_source(data, name: str, *, n_labels: Optional[int] = None, label_names=No
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{name} must be an (inputs, labels) pair or a Dataset yielding "
                         f"(input, label_set) pairs, got {type(data).__name__}")
-    sparse = sp.issparse(data[0])
-    x = as_csr_inputs(data[0], name) if sparse else as_inputs(data[0], name)
+    x, source_class = _inputs(data[0], name)
     csr, label_names = as_label_csr(data[1], f"{name} labels", n_labels=n_labels,
                                     label_names=label_names, n_samples=x.shape[0],
                                     build_vocabulary=build_vocabulary)
     if csr.shape[0] == 0:
         raise ValueError(f"{name} is empty (0 samples)")
-    return (CSRSource if sparse else ArraySource)(x, csr), label_names
+    return source_class(x, csr), label_names
 
 
 def is_labelled(data) -> bool:
@@ -287,8 +296,5 @@ def inference_source(data, n_labels: int, label_names):
     if is_labelled(data):
         return as_source(data, "data", n_labels=n_labels, label_names=label_names,
                          build_vocabulary=False)[0]
-    if sp.issparse(data):
-        x = as_csr_inputs(data, "data")
-        return CSRSource(x, sp.csr_matrix((x.shape[0], n_labels), dtype=np.float32))
-    x = as_inputs(data, "data")
-    return ArraySource(x, sp.csr_matrix((x.shape[0], n_labels), dtype=np.float32))
+    x, source_class = _inputs(data, "data")
+    return source_class(x, sp.csr_matrix((x.shape[0], n_labels), dtype=np.float32))
