@@ -139,12 +139,20 @@ def test_patience_stops_training(data):
         assert maps[-1] <= max(maps[:-1])
 
 
-def test_sparse_inputs(data):
+def test_sparse_inputs_stay_sparse(data, tmp_path):
+    from labelemb.torch.sparse import SparseLinear
+
     X, Y, Xv, _ = data
-    dense = Classifier(**SMALL).fit(X, Y)
-    clf = Classifier(**SMALL).fit(sp.csr_matrix(X), Y)
-    np.testing.assert_array_equal(clf.predict(sp.csr_matrix(Xv), 3), clf.predict(Xv, 3))
-    np.testing.assert_array_equal(clf.predict(Xv, 3), dense.predict(Xv, 3))
+    clf = Classifier(**SMALL).fit(sp.csr_matrix(X), Y, X_valid=sp.csr_matrix(Xv),
+                                  Y_valid=Y[:200])
+    assert isinstance(clf.model_[0][0], SparseLinear)
+    want_i, _ = predict(clf.model_, sp.csr_matrix(Xv), k=3, amp=False)
+    np.testing.assert_array_equal(clf.predict(sp.csr_matrix(Xv), 3), want_i)
+    np.testing.assert_array_equal(clf.predict(Xv, 3), want_i)  # dense rows work too
+    clf.save(tmp_path / "sparse.npz")
+    back = Classifier.load(tmp_path / "sparse.npz")
+    assert isinstance(back.model_[0][0], SparseLinear)
+    np.testing.assert_array_equal(back.predict(sp.csr_matrix(Xv), 3), want_i)
 
 
 # ---------------------------------------------------------------- files

@@ -37,6 +37,7 @@ from .torch import EmbeddingHead, LogitHead, LowRankHead, find_head
 from .torch import fit as torch_fit
 from .torch.data import as_label_csr
 from .torch.model_file import build_model, mlp_architecture, read_model, write_model
+from .torch.sparse import csr_batch, first_sparse_layer
 
 try:  # scikit-learn is optional: with it, Classifier is one of its estimators
     from sklearn.base import BaseEstimator as _Base
@@ -51,7 +52,6 @@ __all__ = ["Classifier"]
 # once per model), as long as it skips more than this share of the scores.
 INDEX_MIN_LABELS = 4096
 MAX_SCORED_FRACTION = 0.8
-_MAX_DENSE_BYTES = 2 * 1024**3
 
 
 class _Params:
@@ -259,8 +259,8 @@ class Classifier(_Params, _Base):
             _check_width(Xv, X.shape[1], "X_valid")
             Yv, _ = as_label_csr(_label_sets(Y_valid), "Y_valid", n_labels=L, label_names=names,
                                  n_samples=Xv.shape[0], build_vocabulary=False)
-            valid = (_model_inputs(Xv, "X_valid"), Yv)
-        inputs = _model_inputs(X, "X")
+            valid = (Xv, Yv)
+        inputs = X
 
         with _threads(s["num_threads"]):
             emb = fit_embeddings(Y, dim=min(s["dim"], L - 1), seed=s["seed"],
@@ -295,7 +295,9 @@ class Classifier(_Params, _Base):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(s["seed"])
             if self.backbone is None:
-                arch = mlp_architecture(n_features, s["hidden"], s["dropout"])
+                # sparse rows (TF-IDF, bags of features) meet a SparseLinear, never densified
+                arch = mlp_architecture(n_features, s["hidden"], s["dropout"],
+                                        sparse=sp.issparse(inputs) and bool(s["hidden"]))
                 model = build_model(dict(arch, recipe=s["recipe"], n_labels=emb.n_labels), emb)
             else:
                 net = copy.deepcopy(self.backbone) if isinstance(self.backbone, nn.Module) \
@@ -358,11 +360,12 @@ class Classifier(_Params, _Base):
         step = s["eval_batch_size"]
         with _threads(s["num_threads"]), torch.no_grad():
             decoder = self._get_decoder(dev, s["num_threads"])
+            sparse_layer = first_sparse_layer(self.model_) is not None
             for a in range(0, n, step):
-                x = _batch_tensor(X, a, min(n, a + step), dev)
+                x = _batch_tensor(X, a, min(n, a + step), dev, sparse_layer)
                 idx, sc = decoder(x, int(k))
-                out_i[a:a + len(x)] = idx
-                out_s[a:a + len(x)] = sc
+                out_i[a:a + len(idx)] = idx
+                out_s[a:a + len(idx)] = sc
         return out_i, out_s
 
     def predict(self, X, k: Optional[int] = None) -> np.ndarray:
@@ -645,21 +648,13 @@ def _check_width(X, n_features: int, name: str) -> None:
                          "transform it the same way as those")
 
 
-def _model_inputs(X, name: str):
-    """What ``labelemb.torch.fit`` takes for ``X``: sparse rows stay sparse when the
-    sparse input layer is available, else they are densified (refused above 2 GiB)."""
-    if not sp.issparse(X):
-        return X
-    if X.shape[0] * X.shape[1] * 4 > _MAX_DENSE_BYTES:
-        raise ValueError(f"{name} is sparse with {X.shape[1]} columns: as dense float32 it "
-                         f"would take {X.shape[0] * X.shape[1] * 4 / 2**30:.1f} GiB; reduce the "
-                         "features (max_features, SVD) first")
-    return X.toarray()
-
-
-def _batch_tensor(X, a: int, b: int, dev: torch.device) -> torch.Tensor:
+def _batch_tensor(X, a: int, b: int, dev: torch.device, sparse_layer: bool) -> torch.Tensor:
+    """Rows ``a:b`` of ``X`` for the backbone: a torch sparse CSR tensor for a model whose
+    first layer is a SparseLinear, else dense (a dense model's inputs are dense anyway)."""
     rows = X[a:b]
     if sp.issparse(rows):
+        if sparse_layer:
+            return csr_batch(rows, dev)
         rows = rows.toarray()
     return torch.from_numpy(np.ascontiguousarray(rows)).to(dev)
 

@@ -22,8 +22,9 @@ key                   dtype, shape                    content
 ====================  ==============================  =====================================
 
 ``meta`` holds ``labelemb_version``, ``settings`` (the estimator's parameters),
-``architecture`` (``{"backbone": "mlp", "in_features", "hidden", "dropout"}`` or
-``{"backbone": "custom", "class"}``, plus ``out_features``, ``recipe``, ``n_labels``),
+``architecture`` (``{"backbone": "mlp", "in_features", "hidden", "dropout", "sparse"}`` or
+``{"backbone": "custom", "class"}``; an MLP's ``sparse`` says whether its first layer is a
+``SparseLinear``), plus ``out_features``, ``recipe``, ``n_labels``),
 ``weights`` (name -> dtype, as saved before any cast), ``embedding`` (``n_samples``,
 ``params``), ``history`` (the per-epoch records) and ``extra`` (free JSON).
 """
@@ -96,11 +97,13 @@ class ModelFile:
         return self.embedding.label_names
 
 
-def mlp_architecture(in_features: int, hidden: Sequence[int], dropout: float) -> dict:
-    """The architecture record of :func:`labelemb.torch.mlp` (rebuilt without user code)."""
+def mlp_architecture(in_features: int, hidden: Sequence[int], dropout: float,
+                     sparse: bool = False) -> dict:
+    """The architecture record of :func:`labelemb.torch.mlp` (rebuilt without user code);
+    ``sparse``: its first layer is a :class:`~labelemb.torch.sparse.SparseLinear`."""
     hidden = [int(h) for h in hidden]
     return {"backbone": "mlp", "in_features": int(in_features), "hidden": hidden,
-            "dropout": float(dropout),
+            "dropout": float(dropout), "sparse": bool(sparse),
             "out_features": hidden[-1] if hidden else int(in_features)}
 
 
@@ -128,7 +131,7 @@ def build_model(architecture: dict, embedding: LabelEmbedding,
                 f"this model has a custom backbone ({architecture.get('class', '?')}); pass "
                 "backbone= (the module, or a callable returning it) to rebuild it")
         net = mlp(architecture["in_features"], architecture["hidden"],
-                  dropout=architecture["dropout"])
+                  dropout=architecture["dropout"], sparse=bool(architecture.get("sparse")))
     else:
         net = backbone if isinstance(backbone, nn.Module) else backbone()
         if not isinstance(net, nn.Module):
