@@ -151,3 +151,11 @@ def test_fit_types_follow_one_policy(data):
         fit(_model(), data[0], **{**ARGS, "batch_size": 8.0})
     with pytest.raises(ValueError, match="keep_checkpoints must be >= 1"):
         fit(_model(), data[0], **ARGS, keep_checkpoints=0)
+
+
+def test_resume_into_another_model_says_so(data, tmp_path):
+    _fit(_model(), data, tmp_path, callbacks=[_stop_after(1)])
+    torch.manual_seed(0)
+    wider = make_model(mlp(F, [24]), 24, "bce", n_labels=L)
+    with pytest.raises(ValueError, match=f"checkpoint in {tmp_path} holds another model"):
+        _fit(wider, data, tmp_path, resume=True)

@@ -225,10 +225,15 @@ def check_resumable(state: dict, settings: TrainSettings, directory: str) -> Non
                          "or start afresh with resume=False")
 
 
-def restore(state: dict, net, opt, sched, ctx: DistContext) -> Tuple[List[dict], int]:
+def restore(state: dict, net, opt, sched, ctx: DistContext,
+            directory: str = "the checkpoint folder") -> Tuple[List[dict], int]:
     """Load ``state`` into the model, optimiser, scheduler and this rank's generators;
     returns the history's records and the number of epochs done."""
-    net.load_state_dict(state["model"])
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as e:  # another architecture: missing, unexpected or resized weights
+        raise ValueError(f"the checkpoint in {directory} holds another model than this one; "
+                         f"build the model it was trained with ({e})") from None
     for m in net.modules():  # the output biases come from the checkpoint, not the priors
         if hasattr(m, "prior_initialized"):
             m.prior_initialized = True

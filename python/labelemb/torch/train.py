@@ -158,7 +158,7 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
                           settings.warmup_steps)
     history, start = History(recipe=rec.name), 0
     if ckpt is not None:
-        history.epochs, start = restore(ckpt, net, opt, sched, ctx)
+        history.epochs, start = restore(ckpt, net, opt, sched, ctx, checkpoint_dir)
     else:
         torch.manual_seed(settings.seed + ctx.rank)
     log = _open_log(checkpoint_dir, log_path, history, ctx, fresh=ckpt is None)
