@@ -101,8 +101,11 @@ def test_sparse_linear_bad_input():
         layer(np.zeros((2, 20), np.float32))
     with pytest.raises(TypeError, match="sparse CSR or COO"):
         layer(torch.zeros(2, 20).to_sparse_csc())
-    for bad in (0, -1, 2.0, True):
+    for bad in (0, -1):
         with pytest.raises(ValueError, match="in_features"):
+            SparseLinear(bad, 3)
+    for bad in (2.0, True):  # not an int: a TypeError, as for every argument
+        with pytest.raises(TypeError, match="in_features"):
             SparseLinear(bad, 3)
     with pytest.raises(ValueError, match="out_features"):
         SparseLinear(3, 0)
@@ -488,3 +491,62 @@ def test_cli_sparse_features_bad_input(problem, tmp_path, capsys):
     assert main([str(a) for a in ("evaluate", tmp_path / "m.pt", tmp_path / "wide.npz",
                                   tmp_path / "Y.txt")]) == 2
     assert f"the model takes {F} features" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- torchrun
+def _ddp_train(X, Y, batch_size, checkpoint_dir=None):
+    from labelemb.torch import fit, make_model, mlp
+
+    torch.manual_seed(0)
+    model = make_model(mlp(F, [H], sparse=True), H, "bce", n_labels=L)
+    h = fit(model, (X, Y), valid=(X[:64], Y[:64]), epochs=2, lr=1e-2, batch_size=batch_size,
+            weight_decay=0.01, device="cpu", progress=False, checkpoint_dir=checkpoint_dir)
+    return [p.detach().numpy().copy() for p in model.parameters()], h.epochs
+
+
+def _ddp_worker(rank, world, port, out_dir, X, Y):
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    try:
+        params, epochs = _ddp_train(X, Y, 32 // world, checkpoint_dir=out_dir)
+        np.savez(os.path.join(out_dir, f"rank{rank}.npz"), *params)
+        with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
+            f.write(repr(epochs))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or
+                    not torch.distributed.is_gloo_available(), reason="needs gloo")
+def test_two_processes_train_sparse_inputs_as_one(problem, tmp_path):
+    """Sparse batches and row-sparse gradients under DistributedDataParallel (gloo): each
+    rank's share of the global batch, the gradients all-reduced, as one process."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    X, Y, _ = problem
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        mp.spawn(_ddp_worker, args=(2, port, str(tmp_path), X, Y), nprocs=2, join=True)
+        ref, ref_epochs = _ddp_train(X, Y, 32)
+    finally:
+        torch.set_num_threads(n)
+    for rank in range(2):
+        got = np.load(tmp_path / f"rank{rank}.npz")
+        for i, p in enumerate(ref):
+            np.testing.assert_allclose(got[f"arr_{i}"], p, rtol=1e-4, atol=1e-5)
+    epochs = eval((tmp_path / "rank0.txt").read_text())
+    for a, b in zip(epochs, ref_epochs):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+        assert a["p@5"] == pytest.approx(b["p@5"], abs=1e-9)

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validation import check_bool, check_int
+
 __all__ = ["SparseAdamW", "SparseLinear", "as_csr_inputs", "clip_grad_norm_", "csr_batch",
            "check_source", "first_sparse_layer", "sparse_grad_parameters"]
 
@@ -83,14 +85,11 @@ class SparseLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  sparse_grad: bool = False):
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if not isinstance(sparse_grad, (bool, np.bool_)):
-            raise TypeError(f"sparse_grad must be True or False, got {sparse_grad!r}")
+        in_features = check_int(in_features, "in_features", lo=1)
+        out_features = check_int(out_features, "out_features", lo=1)
         self.in_features = in_features
         self.out_features = out_features
-        self.sparse_grad = bool(sparse_grad)
+        self.sparse_grad = check_bool(sparse_grad, "sparse_grad")
         self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
         self.reset_parameters()
