@@ -3,6 +3,12 @@
 ``read_labels(paths)`` returns a re-iterable reader; each iteration yields chunks that
 :func:`labelemb.cooccurrence` and :func:`labelemb.fit_embeddings` count one at a time.
 Memory stays bounded by one chunk plus the L x L counts, whatever the number of samples.
+
+Text files go through the reader core shared with :mod:`labelemb.formats`
+(``_textfile``): the separator and ids-or-names are decided once, from the first lines
+of the first text file, and recorded on the reader, so that a Dask worker given the
+reader's copy for some of the files (:mod:`labelemb.dask`) reads them as this process
+would.
 """
 
 from __future__ import annotations
