@@ -221,21 +221,38 @@ def test_quiet_on_realistic_label_files(tmp_path, style):
         assert 0.3 < once < 0.9  # a long tail, below the warning's bar
 
 
-def test_quiet_on_debtags_when_cached(tmp_path):
-    from labelemb.datasets import debtags
+def _real_label_sets(name):
+    """(labels, label_names) of a real data set, or a skip when it is not on this machine."""
+    from labelemb import datasets
 
     try:
-        data = debtags.load_debtags()
-    except Exception as e:  # not acquired on this machine
-        pytest.skip(f"debtags not available: {e}")
-    path = tmp_path / "debtags.txt"
-    labelemb.formats.write_label_list(path, data.labels, data.label_names)
+        if name == "debtags":  # acquired from Debian's archive, then cached
+            d = datasets.debtags.load_debtags()
+            return d.labels, d.label_names
+        if name == "wordnet":  # embedded in the package; its loader builds TF-IDF too
+            pytest.importorskip("sklearn")
+            d = datasets.wordnet.load_wordnet()
+        else:
+            d = datasets.debian_deps.load_debian_deps()
+    except (OSError, ValueError, RuntimeError) as e:
+        pytest.skip(f"{name} is not available here: {e}")
+    return sp.vstack([d.Y_train, d.Y_valid, d.Y_test]).tocsr(), d.label_names
+
+
+@pytest.mark.parametrize("name", ["debtags", "wordnet", "debian-deps"])
+def test_quiet_on_real_label_files(tmp_path, name):
+    Y, label_names = _real_label_sets(name)
+    path = tmp_path / f"{name}.txt"
+    labelemb.formats.write_label_list(path, Y, label_names)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error")  # a LabelFileWarning fails the test
         reader = read_labels(path)
         assert reader.delimiter == "," and reader.kind == "names"
-        assert cooccurrence(reader).n_labels == len(
-            set(np.flatnonzero(np.asarray(data.labels.sum(0)).ravel())))
+        counts = cooccurrence(reader)
+        m, names = read_label_list(path)
+    used = np.flatnonzero(np.asarray(Y.sum(0)).ravel())
+    assert counts.n_labels == len(used) == len(names)
+    assert sorted(counts.label_names) == names == sorted(label_names[j] for j in used)
 
 
 # ------------------------------------------------------------------------ damaged input
