@@ -187,13 +187,14 @@ def test_workers_use_the_separator_of_the_first_file(client, tmp_path):
     assert ld.cooccurrence(paths, client=client, read_kwargs={"delimiter": " "}) == spaced
 
 
-def test_fit_embeddings_reads_files_with_the_users_options(client, data, tmp_path):
+def test_fit_embeddings_reads_files_with_the_users_options(client, data, tmp_path, capsys):
     Y, sets = data
     rows = [[f"n{j}" for j in s] for s in sets]
     paths = _write_shards(tmp_path, rows, "|", n_files=3)
     want = labelemb.fit_embeddings(labelemb.read_labels(paths, delimiter="|"), dim=8, seed=3)
     got = labelemb.fit_embeddings(paths, dim=8, seed=3, client=client,
-                                  read_kwargs={"delimiter": "|"})
+                                  read_kwargs={"delimiter": "|", "progress": True})
+    assert "label names separated by '|' (given) in 3 file(s)" in capsys.readouterr().err
     assert got.label_names == want.label_names
     np.testing.assert_array_equal(got.vectors, want.vectors)
     got = labelemb.fit_embeddings(labelemb.read_labels(paths, delimiter="|"), dim=8, seed=3,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 from typing import Optional
 
 import numpy as np
@@ -130,6 +131,8 @@ def cooccurrence(collection, *, client=None, n_labels: Optional[int] = None,
             # Files: one task per worker thread, each streaming its share of the files
             # (contiguous, about equal sizes) into one partial count, so that only one
             # partial per task crosses a process boundary.
+            if reader.progress:
+                print(f"reading labels on the cluster: {reader.describe()}", file=sys.stderr)
             slots = max(1, sum(client.nthreads().values()))
             groups = _split_by_size(reader.paths, min(len(reader.paths), slots))
             parts = [dask.delayed(_count_files)(reader._subset(g), n_labels, num_threads)
