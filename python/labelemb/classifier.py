@@ -9,7 +9,7 @@ scikit-learn's conventions: constructor arguments are the settings, ``fit`` retu
 
 Decoding is exact and skips the dense ``n x L`` logits: every head's scores are inner
 products of a per-sample query with fixed label vectors (a logit head: ``[h, 1] · [W, b]``;
-the low-rank head: ``[s z, 1] · [E, b]``; the paper's head: ``p · E``), so the top-k runs
+the low-rank head: ``[z, 1] · [s E, b]``; the paper's head: ``p · E``), so the top-k runs
 through :func:`labelemb.topk` (or a :class:`labelemb.TopkIndex` for large label sets),
 batch by batch, on the model's device.
 """
@@ -525,7 +525,10 @@ class _Decoder:
             if isinstance(head, LogitHead):
                 V = torch.cat([head.linear.weight, head.linear.bias[:, None]], dim=1)
             elif isinstance(head, LowRankHead):
-                parts = [head.label_vectors]
+                # the scale goes with the label vectors (queries [z, 1] of norm sqrt(2)):
+                # k-means then clusters by direction, and the index's bound |q| |v - c|
+                # stays tight
+                parts = [head.scale * head.label_vectors]
                 if head.residual is not None:
                     parts.append(head.residual.weight)
                 V = torch.cat(parts + [head.bias[:, None]], dim=1)
@@ -551,7 +554,7 @@ class _Decoder:
         if isinstance(head, LogitHead):
             return torch.cat([h, one], dim=1)
         if isinstance(head, LowRankHead):
-            z = head.scale.float() * F.normalize(head.linear(h), dim=-1)
+            z = F.normalize(head.linear(h), dim=-1)
             parts = [z] + ([h] if head.residual is not None else [])
             return torch.cat(parts + [one], dim=1)
         return head.linear(h)
