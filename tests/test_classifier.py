@@ -188,6 +188,26 @@ def test_names_and_custom_backbone_round_trip(data, tmp_path):
     assert back.predict(Xv, 3).dtype.kind == "U"
 
 
+def test_image_arrays_with_a_custom_backbone(data, tmp_path):
+    X, Y, Xv, _ = data
+    images, valid = X.reshape(-1, 1, 4, 4), Xv.reshape(-1, 1, 4, 4)
+
+    def backbone():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 12),
+                                   torch.nn.ReLU())
+
+    clf = Classifier(**SMALL, backbone=backbone()).fit(images, Y)
+    want_i, _ = predict(clf.model_, valid, k=3, amp=False)
+    np.testing.assert_array_equal(clf.predict(valid, 3), want_i)
+    with pytest.raises(ValueError, match=r"shape \(1, 2, 8\).*\(1, 4, 4\)"):
+        clf.predict(valid.reshape(-1, 1, 2, 8))
+    with pytest.raises(ValueError, match="2-D"):
+        Classifier(**SMALL).fit(images, Y)  # the default MLP takes feature rows
+    clf.save(tmp_path / "cnn.npz")
+    back = Classifier.load(tmp_path / "cnn.npz", backbone=backbone)
+    np.testing.assert_array_equal(back.predict(valid, 3), want_i)
+
+
 def test_module_backbone_is_not_trained_in_place(data):
     X, Y, _, _ = data
     net = torch.nn.Sequential(torch.nn.Linear(16, 12), torch.nn.ReLU())

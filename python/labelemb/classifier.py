@@ -222,7 +222,8 @@ class Classifier(_Params, _Base):
         Parameters
         ----------
         X : array (n, F), scipy sparse matrix (n, F), or sequence of n str (``text=True``)
-            The inputs, one row per sample; float64 is converted to float32.
+            The inputs, one row per sample; float64 is converted to float32. With a
+            custom ``backbone``, also arrays of more dimensions (images: (n, C, H, W)).
         Y : scipy sparse (n, L), 0/1 array, list of label-id lists, or list of label-name
             lists
             The label sets. Names build the vocabulary (``classes_``, sorted). A 1-D
@@ -245,7 +246,7 @@ class Classifier(_Params, _Base):
         text_features = None
         if s["text"]:
             text_features = TextFeatures().fit(_texts(X, "X"))
-        X = _features(X, "X", text_features)
+        X = _features(X, "X", text_features, images=self.backbone is not None)
         n = X.shape[0]
         Y, names = as_label_csr(_label_sets(Y), "Y", n_samples=n)
         L = Y.shape[1]
@@ -255,8 +256,8 @@ class Classifier(_Params, _Base):
             raise ValueError("Y has no labels at all; every sample's label set is empty")
         valid = None
         if X_valid is not None:
-            Xv = _features(X_valid, "X_valid", text_features)
-            _check_width(Xv, X.shape[1], "X_valid")
+            Xv = _features(X_valid, "X_valid", text_features, images=self.backbone is not None)
+            _check_width(Xv, X.shape[1:], "X_valid")
             Yv, _ = as_label_csr(_label_sets(Y_valid), "Y_valid", n_labels=L, label_names=names,
                                  n_samples=Xv.shape[0], build_vocabulary=False)
             valid = (Xv, Yv)
@@ -285,6 +286,7 @@ class Classifier(_Params, _Base):
         self.history_ = history
         self.best_epoch_ = int(best)
         self.n_features_in_ = int(X.shape[1])
+        self._input_shape = tuple(int(v) for v in X.shape[1:])
         self.classes_ = np.array(names, dtype=str) if names is not None else np.arange(L)
         self._architecture = architecture
         self._text = text_features
@@ -347,9 +349,13 @@ class Classifier(_Params, _Base):
             raise TypeError(f"k must be an int, got {type(k).__name__}")
         if not 1 <= k <= L:
             raise ValueError(f"k must be in [1, {L}] (the number of labels), got {k}")
-        X = _features(X, "X", self._text)
-        _check_width(X, self.n_features_in_, "X")
+        X = self._inputs(X)
         return self._decode(X, int(k))
+
+    def _inputs(self, X):
+        X = _features(X, "X", self._text, images=len(self._input_shape) > 1)
+        _check_width(X, self._input_shape, "X")
+        return X
 
     def _decode(self, X, k: int):
         s = self._settings()
@@ -398,8 +404,7 @@ class Classifier(_Params, _Base):
         self._check_fitted()
         L = len(self.classes_)
         names = self.label_embedding_.label_names
-        X = _features(X, "X", self._text)
-        _check_width(X, self.n_features_in_, "X")
+        X = self._inputs(X)
         n = X.shape[0]
         truth, _ = as_label_csr(_label_sets(Y), "Y", n_labels=L, label_names=names, n_samples=n,
                                 build_vocabulary=False)
@@ -442,6 +447,7 @@ class Classifier(_Params, _Base):
                     architecture=self._architecture, settings=params,
                     history=self.history_.epochs,
                     extra={"best_epoch": self.best_epoch_, "n_features": self.n_features_in_,
+                           "input_shape": list(self._input_shape),
                            "label_kind": "ids" if self.label_embedding_.label_names is None
                            else "names"},
                     arrays=arrays)
@@ -477,6 +483,7 @@ class Classifier(_Params, _Base):
         clf.history_ = History(f.history, f.architecture.get("recipe"))
         clf.best_epoch_ = int(f.extra.get("best_epoch", len(f.history)))
         clf.n_features_in_ = int(f.extra["n_features"])
+        clf._input_shape = tuple(f.extra.get("input_shape", [clf.n_features_in_]))
         names = f.embedding.label_names
         clf.classes_ = np.array(names, dtype=str) if names is not None \
             else np.arange(f.embedding.n_labels)
@@ -592,8 +599,9 @@ def _texts(X, name: str) -> list:
     return list(X)
 
 
-def _features(X, name: str, text: Optional[TextFeatures]):
-    """``X`` as a float32 CSR matrix or a 2-D float32 array (texts through ``text``)."""
+def _features(X, name: str, text: Optional[TextFeatures], images: bool = False):
+    """``X`` as a float32 CSR matrix or a 2-D float32 array (texts through ``text``); with
+    ``images``, dense arrays of more dimensions (samples first) too."""
     if text is not None:
         return text.transform(_texts(X, name))
     if X is None:
@@ -622,7 +630,7 @@ def _features(X, name: str, text: Optional[TextFeatures]):
                             "with text=True")
         if a.dtype.kind not in "biuf":
             raise TypeError(f"{name} has dtype {a.dtype}; pass numeric features")
-        if a.ndim != 2:
+        if a.ndim != 2 and not (images and a.ndim > 2):
             hint = " (X.reshape(1, -1) for one sample)" if a.ndim == 1 else ""
             raise ValueError(f"Reshape your data: {name} must be 2-D (samples x features), "
                              f"got shape {a.shape}{hint}")
@@ -644,11 +652,14 @@ def _n_rows(X, name: str) -> int:
                         f"{type(X).__name__}") from None
 
 
-def _check_width(X, n_features: int, name: str) -> None:
-    if X.shape[1] != n_features:
-        raise ValueError(f"{name} has {X.shape[1]} features, but Classifier is expecting "
-                         f"{n_features} features as input (the training inputs' width); "
-                         "transform it the same way as those")
+def _check_width(X, shape: tuple, name: str) -> None:
+    if tuple(X.shape[1:]) != tuple(shape):
+        if len(shape) == 1 and X.ndim == 2:
+            raise ValueError(f"{name} has {X.shape[1]} features, but Classifier is expecting "
+                             f"{shape[0]} features as input (the training inputs' width); "
+                             "transform it the same way as those")
+        raise ValueError(f"{name} has samples of shape {tuple(X.shape[1:])}, but Classifier "
+                         f"was trained on samples of shape {tuple(shape)}")
 
 
 def _batch_tensor(X, a: int, b: int, dev: torch.device, sparse_layer: bool) -> torch.Tensor:
