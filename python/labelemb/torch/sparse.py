@@ -62,9 +62,10 @@ class SparseLinear(nn.Module):
     Attributes
     ----------
     weight : Parameter (in_features, out_features)
-        The transpose of an ``nn.Linear``'s weight: a sample's non-zero columns gather
-        contiguous rows. Initialised as ``nn.Linear`` does, uniform in
-        ``±1/sqrt(in_features)``, as is the bias.
+        The transpose of an ``nn.Linear``'s weight (``bag.weight`` in the state dict, an
+        ``nn.EmbeddingBag``'s): a sample's non-zero columns gather contiguous rows.
+        Initialised as ``nn.Linear`` does, uniform in ``±1/sqrt(in_features)``, as is the
+        bias.
     bias : Parameter (out_features,) or None
 
     Input: a torch sparse CSR or COO tensor (batch, in_features) — the values are the
@@ -87,12 +88,30 @@ class SparseLinear(nn.Module):
         super().__init__()
         in_features = check_int(in_features, "in_features", lo=1)
         out_features = check_int(out_features, "out_features", lo=1)
+        sparse_grad = check_bool(sparse_grad, "sparse_grad")
         self.in_features = in_features
         self.out_features = out_features
-        self.sparse_grad = check_bool(sparse_grad, "sparse_grad")
-        self.weight = nn.Parameter(torch.empty(in_features, out_features))
-        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        # The weight lives in an EmbeddingBag of its own (the bias outside it): that is how
+        # DistributedDataParallel knows to expect its sparse gradients and all-reduce them.
+        # (An uninitialised weight is given so that it is drawn once, below.)
+        self.bag = nn.EmbeddingBag(in_features, out_features, mode="sum", sparse=sparse_grad,
+                                   include_last_offset=True,
+                                   _weight=torch.empty(in_features, out_features))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features))
+        else:
+            self.register_parameter("bias", None)
         self.reset_parameters()
+
+    @property
+    def weight(self) -> nn.Parameter:
+        """The ``(in_features, out_features)`` weight (``bag.weight`` in the state dict)."""
+        return self.bag.weight
+
+    @property
+    def sparse_grad(self) -> bool:
+        """Whether ``weight.grad`` is a sparse tensor of the batch's rows."""
+        return self.bag.sparse
 
     def reset_parameters(self) -> None:
         # nn.Linear's kaiming_uniform_(a=sqrt(5)) on (out, in) is uniform(±1/sqrt(in)).
