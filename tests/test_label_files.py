@@ -255,6 +255,22 @@ def test_quiet_on_real_label_files(tmp_path, name):
     assert sorted(counts.label_names) == names == sorted(label_names[j] for j in used)
 
 
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_lines_longer_than_a_block(tmp_path, suffix):
+    from labelemb._textfile import line_blocks
+
+    want = ["a" * 100, "b,c", "", "\u00e9" * 40, "d" * 250]
+    path = tmp_path / f"long.txt{suffix}"
+    with OPENERS[suffix](str(path), "wt", encoding="utf-8", newline="") as f:
+        f.write("\r\n".join(want))  # Windows line ends, no final one
+    got, numbers = [], []
+    for lineno, block, _ in line_blocks(str(path), 16):
+        numbers.append((lineno, len(block)))
+        got += block
+    assert got == want
+    assert all(a + n == b for (a, n), (b, _) in zip(numbers, numbers[1:]))
+
+
 # ------------------------------------------------------------------------ damaged input
 
 

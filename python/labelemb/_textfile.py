@@ -95,25 +95,27 @@ def line_blocks(path: str, block_bytes: int = BLOCK_BYTES
     with open(path, "rb") as raw:
         stream = _OPENERS[kind](raw) if kind else raw
         with stream:
-            lineno, carry, first = 1, b"", True
+            lineno, carry, first = 1, [], True  # carry: the start of an unfinished line
             while True:
                 try:
                     data = stream.read(block_bytes)
                 except _STREAM_ERRORS as e:
                     if kind is None:
                         raise
+                    where = f"after line {lineno - 1}" if lineno > 1 else "from its start"
                     raise ValueError(
-                        f"{path}: the {kind} data is truncated or corrupt after line "
-                        f"{lineno - 1} ({type(e).__name__}: {e}); compress the file again"
+                        f"{path}: the {kind} data is truncated or corrupt {where} "
+                        f"({type(e).__name__}: {e}); compress the file again"
                     ) from None
                 if data:
                     cut = data.rfind(b"\n")
                     if cut < 0:
-                        carry += data
+                        carry.append(data)
                         continue
-                    block, carry = carry + data[:cut + 1], data[cut + 1:]
+                    block = b"".join(carry) + data[:cut + 1] if carry else data[:cut + 1]
+                    carry = [data[cut + 1:]]
                 else:
-                    block, carry = carry, b""
+                    block, carry = b"".join(carry), []
                     if not block:
                         return
                 if first:
