@@ -153,7 +153,7 @@ def test_xmc_table(tmp_path, benchmark):
     directory = RESULTS if bench_size() == "full" else str(tmp_path)
     specs = xmc.peer_specs()
     recipes = xmc.RECIPES if bench_size() == "full" else ("bce", "lowrank")
-    lrs = xmc.LRS if bench_size() == "full" else (3e-3,)
+    lrs = xmc.LRS if bench_size() == "full" else (1e-2,)
     with_recipes = _sparse_training_ready()
     if with_recipes:
         specs += xmc.recipe_specs(recipes, lrs)

@@ -69,7 +69,7 @@ THREADS = 2
 K = 100
 # Per data set in full mode: epochs, batch size, hidden width, embedding dimension.
 FULL = {"epochs": 8, "batch_size": 256, "hidden": 1024, "dim": 256}
-SMALL = {"epochs": 1, "batch_size": 128, "hidden": 256, "dim": 32,
+SMALL = {"epochs": 1, "batch_size": 32, "hidden": 256, "dim": 32,
          "n_train": 3000, "n_valid": 600, "n_test": 1000}
 DATASETS = ("synthetic", "debtags", "wordnet", "debian-deps")
 METRICS = ("p@1", "p@5", "ndcg@5", "map@100", "psp@5", "tail_p@5")
@@ -416,6 +416,7 @@ def run(data: str, specs: Sequence[dict], directory: str = RESULTS, *, isolate=N
             continue
         what = spec.get("name") or f"{spec['recipe']} lr={spec['lr']:g}"
         echo(f"{data}: {what} ...")
+        load = os.getloadavg()[0]  # other jobs on the machine show in the timings
         try:
             if isolate:
                 load_split(data)  # built once, in this process
@@ -429,7 +430,8 @@ def run(data: str, specs: Sequence[dict], directory: str = RESULTS, *, isolate=N
         else:
             echo(f"  test map@100 {rec['test_map@100']:.4f}, train {rec['train_time']:.1f}s, "
                  f"{rec['predict_ms_per_1000']:.0f} ms / 1000, {rec['peak_mb']:.0f} MB")
-        rec.update({"key": key, "spec": spec, "data": data, "size": bench_size()})
+        rec.update({"key": key, "spec": spec, "data": data, "size": bench_size(),
+                    "load_before": load, "load_after": os.getloadavg()[0]})
         _append(data, directory, rec)
         out.append(rec)
     return out
@@ -506,7 +508,7 @@ def markdown(summary: dict, split: Optional[Split] = None) -> str:
     if split is not None:
         lines += [split.describe() + ".", ""]
     lines += ["| method | P@1 | P@5 | nDCG@5 | MAP@100 | PSP@5 | tail P@5 | train s | "
-              "predict ms / 1k | peak MB | notes |", "|---|" + "---|" * 10]
+              "predict ms / 1k | peak MB | load | notes |", "|---|" + "---|" * 11]
     for r in s["rows"]:
         note = ""
         if r["kind"] == "labelemb":
@@ -519,9 +521,9 @@ def markdown(summary: dict, split: Optional[Split] = None) -> str:
         lines.append(f"| {r['method']} | " + " | ".join(
             f"{r['test_' + m]:.4f}" for m in METRICS) +
             f" | {r['train_time']:.1f} | {r['predict_ms_per_1000']:.0f} | {r['peak_mb']:.0f} | "
-            f"{note} |")
+            f"{r.get('load_before', float('nan')):.1f} | {note} |")
     for r in s["failed"]:
-        lines.append(f"| {r['method']} | failed: {r['error']} |" + " |" * 10)
+        lines.append(f"| {r['method']} | failed: {r['error']} |" + " |" * 11)
     h = s.get("head_to_head")
     if h:
         lines += ["", f"Best labelemb recipe ({h['best_recipe']}) against the best peer "
