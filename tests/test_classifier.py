@@ -12,9 +12,10 @@ import scipy.sparse as sp
 torch = pytest.importorskip("torch")
 
 import labelemb  # noqa: E402
-import labelemb.classifier as C  # noqa: E402
+import labelemb.torch.decoder as D  # noqa: E402
 from labelemb import Classifier  # noqa: E402
 from labelemb.torch import fit, make_model, mlp, predict  # noqa: E402
+from labelemb.torch.decoder import ExactDecoder  # noqa: E402
 
 SMALL = dict(dim=8, hidden=(32,), epochs=2, lr=1e-2, batch_size=64)
 
@@ -90,15 +91,15 @@ def test_decoder_residual_head_and_pruned_index(data, monkeypatch):
         model[1].residual.weight.normal_(std=0.3)
     model.eval()
     want_i, _ = predict(model, Xv, k=4, amp=False)
-    monkeypatch.setattr(C, "INDEX_MIN_LABELS", 1)
-    monkeypatch.setattr(C, "MAX_SCORED_FRACTION", 1.0)
-    dec = C._Decoder(model, emb, torch.device("cpu"), 0)
+    monkeypatch.setattr(D, "INDEX_MIN_LABELS", 1)
+    monkeypatch.setattr(D, "MAX_SCORED_FRACTION", 1.0)
+    dec = ExactDecoder(model, emb, torch.device("cpu"), 0)
     assert dec.index is not None
     with torch.no_grad():
         got_i, _ = dec(torch.from_numpy(Xv), 4)
     np.testing.assert_array_equal(got_i, want_i)
     # an index that stops skipping labels is dropped, with the same results
-    monkeypatch.setattr(C, "MAX_SCORED_FRACTION", -1.0)
+    monkeypatch.setattr(D, "MAX_SCORED_FRACTION", -1.0)
     with torch.no_grad():
         dec(torch.from_numpy(Xv[:50]), 4)
         assert dec.index is None

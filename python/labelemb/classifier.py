@@ -24,18 +24,18 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import metrics
+from ._inputs import check_width, features, label_sets, texts
 from ._recipes import DEFAULT_RECIPE, RECIPES, canonical_name
 from ._validation import check_bool, check_float, check_int, check_threads
 from .embedding import LabelEmbedding, fit_embeddings
 from .text import TextFeatures
-from .topk import TopkIndex, topk
-from .torch import EmbeddingHead, LogitHead, LowRankHead, find_head
 from .torch import fit as torch_fit
 from .torch.data import as_label_csr
+from .torch.decoder import ExactDecoder
+from .torch.device import resolve_device
 from .torch.model_file import build_model, mlp_architecture, read_model, write_model
 from .torch.sparse import csr_batch, first_sparse_layer
 
@@ -48,10 +48,6 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["Classifier"]
 
-# From this many labels on, label vectors are decoded through a pruned TopkIndex (built
-# once per model), as long as it skips more than this share of the scores.
-INDEX_MIN_LABELS = 4096
-MAX_SCORED_FRACTION = 0.8
 
 
 class _Params:
@@ -203,7 +199,10 @@ class Classifier(_Params, _Base):
         if backbone is not None and not (isinstance(backbone, nn.Module) or callable(backbone)):
             raise TypeError(f"backbone must be None, an nn.Module or a callable "
                             f"backbone(n_features) -> nn.Module, got {type(backbone).__name__}")
-        device = _resolve_device(self.device)
+        if not isinstance(self.device, (str, torch.device)):
+            raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
+                            f"{type(self.device).__name__}")
+        device = resolve_device(self.device)
         return {"recipe": recipe, "dim": check_int(self.dim, "dim", lo=1), "hidden": hidden,
                 "dropout": check_float(self.dropout, "dropout", lo=0.0, hi=1.0, hi_open=True),
                 "epochs": check_int(self.epochs, "epochs", lo=1), "lr": lr,
@@ -245,10 +244,10 @@ class Classifier(_Params, _Base):
         self._reset()
         text_features = None
         if s["text"]:
-            text_features = TextFeatures().fit(_texts(X, "X"))
-        X = _features(X, "X", text_features, images=self.backbone is not None)
+            text_features = TextFeatures().fit(texts(X, "X"))
+        X = features(X, "X", text_features, images=self.backbone is not None)
         n = X.shape[0]
-        Y, names = as_label_csr(_label_sets(Y), "Y", n_samples=n)
+        Y, names = as_label_csr(label_sets(Y), "Y", n_samples=n)
         L = Y.shape[1]
         if L < 2:
             raise ValueError(f"Y has {L} label(s); a multi-label model needs at least 2")
@@ -256,9 +255,9 @@ class Classifier(_Params, _Base):
             raise ValueError("Y has no labels at all; every sample's label set is empty")
         valid = None
         if X_valid is not None:
-            Xv = _features(X_valid, "X_valid", text_features, images=self.backbone is not None)
-            _check_width(Xv, X.shape[1:], "X_valid")
-            Yv, _ = as_label_csr(_label_sets(Y_valid), "Y_valid", n_labels=L, label_names=names,
+            Xv = features(X_valid, "X_valid", text_features, images=self.backbone is not None)
+            check_width(Xv, X.shape[1:], "X_valid")
+            Yv, _ = as_label_csr(label_sets(Y_valid), "Y_valid", n_labels=L, label_names=names,
                                  n_samples=Xv.shape[0], build_vocabulary=False)
             valid = (Xv, Yv)
         inputs = X
@@ -353,8 +352,8 @@ class Classifier(_Params, _Base):
         return self._decode(X, int(k))
 
     def _inputs(self, X):
-        X = _features(X, "X", self._text, images=len(self._input_shape) > 1)
-        _check_width(X, self._input_shape, "X")
+        X = features(X, "X", self._text, images=len(self._input_shape) > 1)
+        check_width(X, self._input_shape, "X")
         return X
 
     def _decode(self, X, k: int):
@@ -406,7 +405,7 @@ class Classifier(_Params, _Base):
         names = self.label_embedding_.label_names
         X = self._inputs(X)
         n = X.shape[0]
-        truth, _ = as_label_csr(_label_sets(Y), "Y", n_labels=L, label_names=names, n_samples=n,
+        truth, _ = as_label_csr(label_sets(Y), "Y", n_labels=L, label_names=names, n_samples=n,
                                 build_vocabulary=False)
         ks = sorted({min(check_int(k, "ks", lo=1), L) for k in ks} |
                     {min(check_int(map_k, "map_k", lo=1), L)})
@@ -419,12 +418,13 @@ class Classifier(_Params, _Base):
         return report[metric]
 
     # ------------------------------------------------------------------ decoding
-    def _get_decoder(self, dev: torch.device, num_threads: int) -> _Decoder:
+    def _get_decoder(self, dev: torch.device, num_threads: int) -> ExactDecoder:
         decoder = self._cache.get("decoder")
         if decoder is None or decoder.device != dev:
             self.model_.to(dev).eval()
-            decoder = self._cache["decoder"] = _Decoder(self.model_, self.label_embedding_,
-                                                         dev, num_threads)
+            decoder = self._cache["decoder"] = ExactDecoder(self.model_,
+                                                            self.label_embedding_, dev,
+                                                            num_threads)
         decoder.num_threads = num_threads
         return decoder
 
@@ -509,159 +509,7 @@ class Classifier(_Params, _Base):
         return tags
 
 
-# ---------------------------------------------------------------- decoding
-class _Decoder:
-    """Exact top-k of a network's scores as inner products ``query(x) · V``.
-
-    ``V`` holds one row per label; the query is computed from the backbone's output.
-    On the CPU, label vectors (the low-rank and the paper's heads) of at least
-    ``INDEX_MIN_LABELS`` labels go through a :class:`TopkIndex`, everything else through
-    :func:`topk`; on CUDA, the torch path of :func:`topk` runs on the device.
-    """
-
-    def __init__(self, model: nn.Module, emb: LabelEmbedding, device: torch.device,
-                 num_threads: int):
-        self.device = device
-        self.num_threads = num_threads
-        head = find_head(model)
-        if not isinstance(model, nn.Sequential) or len(model) != 2 or model[1] is not head:
-            raise ValueError("the model must be nn.Sequential(backbone, head) as make_model "
-                             "builds it")
-        self.backbone, self.head = model[0], head
-        with torch.no_grad():
-            if isinstance(head, LogitHead):
-                V = torch.cat([head.linear.weight, head.linear.bias[:, None]], dim=1)
-            elif isinstance(head, LowRankHead):
-                # the scale goes with the label vectors (queries [z, 1] of norm sqrt(2)):
-                # k-means then clusters by direction, and the index's bound |q| |v - c|
-                # stays tight
-                parts = [head.scale * head.label_vectors]
-                if head.residual is not None:
-                    parts.append(head.residual.weight)
-                V = torch.cat(parts + [head.bias[:, None]], dim=1)
-            elif isinstance(head, EmbeddingHead):
-                V = torch.as_tensor(emb.vectors)
-            else:  # pragma: no cover - find_head returns one of the three
-                raise TypeError(f"unknown head {type(head).__name__}")
-        V = V.detach().float()
-        self.index = None
-        if device.type == "cuda":
-            self.vectors = V.to(device).contiguous()
-            return
-        self.vectors = np.ascontiguousarray(V.cpu().numpy())
-        # The rows of a full logit head do not cluster (a pruned index scores ~all of them);
-        # label vectors do. The index is dropped if it stops skipping labels.
-        if not isinstance(head, LogitHead) and self.vectors.shape[0] >= INDEX_MIN_LABELS:
-            self.index = TopkIndex(self.vectors, num_threads=num_threads)
-
-    def queries(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.backbone(x).float()
-        head = self.head
-        one = torch.ones((h.shape[0], 1), dtype=h.dtype, device=h.device)
-        if isinstance(head, LogitHead):
-            return torch.cat([h, one], dim=1)
-        if isinstance(head, LowRankHead):
-            z = F.normalize(head.linear(h), dim=-1)
-            parts = [z] + ([h] if head.residual is not None else [])
-            return torch.cat(parts + [one], dim=1)
-        return head.linear(h)
-
-    def __call__(self, x: torch.Tensor, k: int):
-        q = self.queries(x)
-        if self.device.type == "cuda":
-            i, s = topk(q, self.vectors, k)
-            return i.long().cpu().numpy(), s.cpu().numpy()
-        q = q.numpy()
-        if self.index is not None:
-            i, s = self.index.search(q, k, num_threads=self.num_threads)
-            if self.index.last_scored_fraction_ > MAX_SCORED_FRACTION:
-                self.index = None
-        else:
-            i, s = topk(q, self.vectors, k, num_threads=self.num_threads)
-        return i.astype(np.int64, copy=False), s
-
-
-# ---------------------------------------------------------------- inputs
-def _label_sets(Y):
-    """A 1-D array of ids or names (one label per sample) as one-label sets."""
-    if isinstance(Y, np.ndarray) and Y.ndim == 1 and Y.dtype.kind in "iuU":
-        return [[v] for v in Y.tolist()]
-    return Y
-
-
-def _texts(X, name: str) -> list:
-    if isinstance(X, str):
-        raise TypeError(f"{name} must be a sequence of texts (one str per sample), got one str")
-    if sp.issparse(X) or (isinstance(X, np.ndarray) and X.dtype.kind != "U" and
-                          X.dtype != object):
-        raise TypeError(f"{name} must be texts (text=True), got numeric features; use "
-                        "text=False for feature matrices")
-    return list(X)
-
-
-def _features(X, name: str, text: Optional[TextFeatures], images: bool = False):
-    """``X`` as a float32 CSR matrix or a 2-D float32 array (texts through ``text``); with
-    ``images``, dense arrays of more dimensions (samples first) too."""
-    if text is not None:
-        return text.transform(_texts(X, name))
-    if X is None:
-        raise TypeError(f"{name} is None; pass the inputs (an (n, F) array or sparse matrix)")
-    if sp.issparse(X):
-        X = sp.csr_matrix(X)
-        if X.dtype.kind not in "biuf":
-            raise TypeError(f"{name} has dtype {X.dtype}; pass numbers")
-        X = X.astype(np.float32)
-        if X.nnz and not np.isfinite(X.data).all():
-            raise ValueError(f"{name} contains NaN or Inf; remove or fix those rows")
-    else:
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
-        a = np.asarray(X)
-        if a.dtype == object:  # numbers held as objects convert; texts do not
-            try:
-                a = a.astype(np.float64)
-            except (TypeError, ValueError):
-                raise TypeError(f"{name} holds objects that are not numbers; pass numeric "
-                                "features, or texts with text=True") from None
-        if a.dtype.kind == "c":
-            raise ValueError(f"Complex data not supported: {name} has dtype {a.dtype}")
-        if a.dtype.kind in "US":
-            raise TypeError(f"{name} holds {a.dtype} values; pass numeric features, or texts "
-                            "with text=True")
-        if a.dtype.kind not in "biuf":
-            raise TypeError(f"{name} has dtype {a.dtype}; pass numeric features")
-        if a.ndim != 2 and not (images and a.ndim > 2):
-            hint = " (X.reshape(1, -1) for one sample)" if a.ndim == 1 else ""
-            raise ValueError(f"Reshape your data: {name} must be 2-D (samples x features), "
-                             f"got shape {a.shape}{hint}")
-        X = np.ascontiguousarray(a, dtype=np.float32)
-        if X.size and not np.isfinite(X).all():
-            raise ValueError(f"{name} contains NaN or Inf; remove or fix those rows")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        what = "sample" if X.shape[0] == 0 else "feature"
-        raise ValueError(f"{name} has 0 {what}(s) (shape={X.shape}) while a minimum of 1 is "
-                         "required.")
-    return X
-
-
-def _n_rows(X, name: str) -> int:
-    try:
-        return X.shape[0] if hasattr(X, "shape") else len(X)
-    except TypeError:
-        raise TypeError(f"{name} must be an (n, F) array, sparse matrix or texts, got "
-                        f"{type(X).__name__}") from None
-
-
-def _check_width(X, shape: tuple, name: str) -> None:
-    if tuple(X.shape[1:]) != tuple(shape):
-        if len(shape) == 1 and X.ndim == 2:
-            raise ValueError(f"{name} has {X.shape[1]} features, but Classifier is expecting "
-                             f"{shape[0]} features as input (the training inputs' width); "
-                             "transform it the same way as those")
-        raise ValueError(f"{name} has samples of shape {tuple(X.shape[1:])}, but Classifier "
-                         f"was trained on samples of shape {tuple(shape)}")
-
-
+# ---------------------------------------------------------------- batches
 def _batch_tensor(X, a: int, b: int, dev: torch.device, sparse_layer: bool) -> torch.Tensor:
     """Rows ``a:b`` of ``X`` for the backbone: a torch sparse CSR tensor for a model whose
     first layer is a SparseLinear, else dense (a dense model's inputs are dense anyway)."""
@@ -705,24 +553,6 @@ class _BestEpoch:
         else:
             self.bad += 1
         return self.patience is not None and self.bad >= self.patience
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
-                        f"{type(device).__name__}")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
-                         f"{device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available; use 'cpu' or 'auto'")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    return dev
 
 
 @contextlib.contextmanager
