@@ -198,6 +198,49 @@ def test_peak_memory_million_columns(nnz, optimizer):
     assert r["peak"] > r["model"]  # the measurement saw the model
 
 
+@pytest.mark.parametrize("nnz", NNZ)
+def test_first_layer_kernels(benchmark, nnz):
+    """Forward + backward of the first layer alone (batch 256, 10^5 columns): the kernels
+    SparseLinear could use, on the same batch."""
+    import warnings
+
+    import torch.nn.functional as F
+
+    columns = COLUMNS[0]
+    X, _ = sparse_data(BATCH, columns, nnz)
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(columns, WIDTH) / columns**0.5)
+    linear = torch.nn.Parameter(weight.detach().t().contiguous())  # nn.Linear's layout
+    csr = csr_batch(X)
+    crow, col, val = csr.crow_indices(), csr.col_indices(), csr.values()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's "beta" notes on sparse CSR
+        coo = csr.to_sparse_coo()
+    g = torch.randn(BATCH, WIDTH)
+
+    def run(forward, param):
+        def step():
+            param.grad = None
+            (forward() * g).sum().backward()
+        return step
+
+    def bag(sparse):
+        return lambda: F.embedding_bag(col, weight, crow, mode="sum", sparse=sparse,
+                                       per_sample_weights=val, include_last_offset=True)
+
+    funcs = {
+        "embedding_bag, row-sparse gradient": run(bag(True), weight),
+        "embedding_bag, dense gradient": run(bag(False), weight),
+        "torch.sparse.mm, CSR": run(lambda: torch.sparse.mm(csr, weight), weight),
+        "torch.sparse.mm, COO": run(lambda: torch.sparse.mm(coo, weight), weight),
+        "densified batch @ nn.Linear weight": run(
+            lambda: torch.from_numpy(X.toarray()) @ linear.t(), linear),
+    }
+    compare(f"first layer kernels batch{BATCH} f{columns} nnz{nnz} width{WIDTH}", funcs,
+            repeats=9 if FULL else 3)
+    benchmark.pedantic(funcs["embedding_bag, row-sparse gradient"], rounds=3)
+
+
 def test_dense_inputs_sparse_linear_vs_linear(benchmark):
     columns = 2_000 if FULL else 500
     rng = np.random.default_rng(0)
