@@ -63,6 +63,15 @@ def test_random_sweep_under_an_address_space_limit():
     assert r.returncode == 0 and "swept" in r.stdout, (r.returncode, r.stderr[-3000:])
 
 
+def test_public_api_sweep():
+    """Random calls of the public entry points (``fuzz/api_targets.py``): results or the
+    documented argument errors only, and a fair share of results."""
+    import api_targets
+
+    ok = api_targets.run(seed=31, n_calls=400)
+    assert ok >= 40, ok
+
+
 @pytest.mark.parametrize("target", targets.TARGETS, ids=lambda t: t.__name__)
 def test_target_reaches_its_kernel(target):
     """Each target gets past the bindings' checks on a fair share of random inputs (a
