@@ -128,7 +128,7 @@ def predict(model: nn.Module, data, embedding=None, k: int = 10, *, batch_size: 
     Parameters
     ----------
     model : nn.Module
-    data : array or tensor of inputs, (inputs, labels) pair, or Dataset
+    data : array, tensor or scipy sparse matrix of inputs, (inputs, labels) pair, or Dataset
     embedding : LabelEmbedding, optional
         For nearest-label decoding (defaults to the head's).
     k : int

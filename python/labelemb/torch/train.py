@@ -65,9 +65,12 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
         and left on ``device``.
     train : (inputs, labels) pair or Dataset
         ``inputs``: array or tensor, one row per sample (features, images...; float64 is
-        converted to float32). ``labels``: CSR matrix (n, L), list of label-id lists, or
-        list of label-name lists (mapped through the embedding's ``label_names``). A
-        map-style ``Dataset`` yields ``(input, label_set)`` pairs
+        converted to float32), or a scipy sparse matrix (TF-IDF, bags of features; made
+        CSR float32 once, sliced into torch sparse batches, never densified) for a model
+        with a :class:`~labelemb.torch.SparseLinear` first layer
+        (``mlp(n_features, hidden, sparse=True)``). ``labels``: CSR matrix (n, L), list
+        of label-id lists, or list of label-name lists (mapped through the embedding's
+        ``label_names``). A map-style ``Dataset`` yields ``(input, label_set)`` pairs
         (see :class:`LabelCollate`).
     embedding : LabelEmbedding, optional
         Required by the paper's recipe (targets and decoding); defaults to the head's.
