@@ -52,7 +52,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -142,19 +142,21 @@ def synthetic_text(n: int = 6000, n_labels: int = 400, n_features: int = 5000,
                                f"with bags of words over {n_features} terms"}}
 
 
-def _loader(name: str) -> Callable:
-    """The ``labelemb.datasets`` loader of a real set (train / valid / test form)."""
+# The loader of each real set and the options given to it. WordNet: labels seen at least
+# 5 times and carried by at most 30% of the training samples (the near-root hypernyms,
+# "entity" and the like, are on nearly every sample and would be most of every top 5).
+LOADERS = {"wordnet": ("load_wordnet", {"min_count": 5, "max_label_fraction": 0.3}),
+           "debian-deps": ("load_debian_deps", {}), "debtags": ("load_debtags_xmc", {})}
+
+
+def _load_real(name: str):
+    """The ``labelemb.datasets`` loader's train / valid / test form of a real set."""
     import labelemb.datasets as ds
 
-    fn = {"wordnet": "load_wordnet", "debian-deps": "load_debian_deps",
-          "debtags": "load_debtags_xmc"}[name]
+    fn, options = LOADERS[name]
     if not hasattr(ds, fn):
-        from labelemb.datasets import text
-
-        if not hasattr(text, fn):
-            raise RuntimeError(f"labelemb.datasets has no {fn}() in this version")
-        return getattr(text, fn)
-    return getattr(ds, fn)
+        raise RuntimeError(f"labelemb.datasets has no {fn}() in this version")
+    return getattr(ds, fn)(**options)
 
 
 def _subsample(parts: dict, seed: int = 0) -> dict:
@@ -168,9 +170,14 @@ def _subsample(parts: dict, seed: int = 0) -> dict:
     return out
 
 
+def _options(name: str) -> dict:
+    return LOADERS.get(name, (None, {}))[1]
+
+
 def _cache_dir(name: str) -> str:
     root = os.environ.get("LABELEMB_BENCH_CACHE", "/tmp/labelemb-bench")
-    return os.path.join(root, "xmc", f"{name}_{bench_size()}")
+    tag = "".join(f"_{k}{v}" for k, v in sorted(_options(name).items()))
+    return os.path.join(root, "xmc", f"{name}{tag}_{bench_size()}")
 
 
 def load_split(name: str) -> Split:
@@ -188,7 +195,7 @@ def load_split(name: str) -> Split:
         parts = synthetic_text() if bench_size() == "full" else synthetic_text(2400, 150, 2000)
         meta = parts.pop("meta")
     else:
-        d = _loader(name)()
+        d = _load_real(name)
         parts = {p: getattr(d, p) for p in Split.PARTS}
         meta = {"source": getattr(d, "source", name),
                 **{k: v for k, v in dict(getattr(d, "meta", {}) or {}).items()
@@ -353,6 +360,8 @@ def run_spec(split: Split, spec: dict, echo=print) -> dict:
 # ---------------------------------------------------------------- runs and their cache
 def spec_key(data: str, spec: dict) -> str:
     cfg = {"data": data, "size": bench_size(), "spec": spec}
+    if _options(data):
+        cfg["options"] = _options(data)
     return hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 
