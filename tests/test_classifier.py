@@ -279,6 +279,8 @@ def test_bad_inputs(fitted, data):
         Classifier(**SMALL).fit(X, Y, X_valid=Xv[:, :15], Y_valid=Yv)
     with pytest.raises(ValueError, match="at least 2"):
         Classifier(**SMALL).fit(X, [[0]] * len(X))
+    with pytest.raises(ValueError, match="hidden=\\(\\) with sparse inputs"):
+        Classifier(**dict(SMALL, hidden=())).fit(sp.csr_matrix(X), Y)
 
 
 def test_unknown_label_names_at_score(data):

@@ -246,6 +246,9 @@ class Classifier(_Params, _Base):
         if s["text"]:
             text_features = TextFeatures().fit(texts(X, "X"))
         X = features(X, "X", text_features, images=self.backbone is not None)
+        if sp.issparse(X) and self.backbone is None and not s["hidden"]:
+            raise ValueError("hidden=() with sparse inputs: give at least one hidden width "
+                             "(the sparse first layer), e.g. hidden=(1024,)")
         n = X.shape[0]
         Y, names = as_label_csr(label_sets(Y), "Y", n_samples=n)
         L = Y.shape[1]
@@ -298,7 +301,7 @@ class Classifier(_Params, _Base):
             if self.backbone is None:
                 # sparse rows (TF-IDF, bags of features) meet a SparseLinear, never densified
                 arch = mlp_architecture(n_features, s["hidden"], s["dropout"],
-                                        sparse=sp.issparse(inputs) and bool(s["hidden"]))
+                                        sparse=sp.issparse(inputs))
                 model = build_model(dict(arch, recipe=s["recipe"], n_labels=emb.n_labels), emb)
             else:
                 net = copy.deepcopy(self.backbone) if isinstance(self.backbone, nn.Module) \
