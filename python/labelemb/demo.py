@@ -1,221 +1,571 @@
-"""``labelemb demo``: the whole idea on real images, against the sigmoid baseline.
+"""``labelemb demo``: the method on a large real label set, against the baseline and the peers.
 
-On the embedded Openclipart data set (32x32 clip art, 411 keyword labels, split by icon
-set): fit the label embeddings on the training labels, show the nearest labels of a few
-frequent ones, train the same small CNN once per recipe for the same number of epochs,
-and report validation P@1, P@5, nDCG@5 and MAP@100 per epoch, time per epoch, and how
-many epochs each model needs to reach the other's best P@5. Writes a learning-curve PNG
-and a JSON report to the output folder.
+The default data set is WordNet 3.0's nouns, embedded in the package: each noun synset is
+a sample whose text is its lemmas and gloss, and whose labels are all its hypernym
+ancestors (about 4,900 labels once the near-root ones are dropped). The demo
+
+1. loads it offline with TF-IDF features fitted on the training split;
+2. fits the label embedding on the training label sets and prints the nearest labels of a
+   few well-known ones (``dog.n.01 -> canine.n.02, domestic_animal.n.01, ...``);
+3. trains one sparse MLP per recipe (make_model's default, ``bce`` and ``paper``) for the
+   same epochs, with a validation pass after each epoch, and keeps the weights of the
+   epoch with the best validation MAP@100;
+4. fits the extreme-classification peers that are installed (:mod:`labelemb.peers`:
+   PECOS XR-Linear, Omikuji, napkinXC, popularity) on the same rows and features;
+5. prints one table (test P@1, P@5, nDCG@5, MAP@100, PSP@5, training seconds, seconds to
+   reach the others' best validation MAP@100) and a few test samples with their
+   predicted and true labels; writes ``report.json`` and ``curves.png`` (validation
+   curves against epochs and against cumulative training time).
+
+The size of the run (training rows, hidden width, embedding dimension, batch, epochs) is
+:data:`BUDGETS`, chosen by measurement so that the whole run takes under 3 minutes on 2
+CPU cores; every part of it can be changed from the command line. ``--data openclipart``
+runs the image demo (:mod:`labelemb.demo_images`); ``--data debtags`` and ``--data
+debian-deps`` the Debian text sets, which need the machine's apt indexes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import warnings
-from typing import Dict, Optional, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ._io import atomic_write
 from ._recipes import RECIPES
+from ._validation import check_choice, check_int
+from .demo_images import run_image_demo, shift_flip, small_cnn
 
-RECIPE_TITLES = {name: r.title for name, r in RECIPES.items()}
-# Learning rates per recipe (AdamW), each chosen from {1e-3, 3e-3, 1e-2} on a validation
-# split carved out of the training data (benchmarks/recipes.py; benchmarks/README.md).
-DEFAULT_LR = {name: r.lr for name, r in RECIPES.items()}
-# The default recipe first (make_model's and `labelemb train`'s), then the low-rank PMI
-# head, the paper's recipe and the baseline.
-DEFAULT_RECIPES = ("hybrid", "lowrank", "paper", "bce")
+__all__ = ["BUDGETS", "DATA_SETS", "Budget", "default_recipe", "load_text_data", "run_demo",
+           "run_text_demo", "shift_flip", "small_cnn"]
 
-
-def small_cnn(width: int = 16, out_features: int = 256, *, augment: bool = False,
-              dropout: float = 0.0):
-    """A small CNN for 32x32 RGB images: three conv-BN-ReLU-pool blocks (``width``,
-    ``2 width``, ``4 width`` channels) and a linear layer on the 4x4 map. About 3M
-    multiply-adds per image at width 16, so an epoch of the demo takes seconds on a CPU.
-
-    ``augment=True`` puts :func:`shift_flip` in front: random flips and shifts of each
-    training batch (none in evaluation). ``dropout`` > 0 adds dropout on the output
-    features (what the head sees)."""
-    from torch import nn
-
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-
-    def block(cin, cout):
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                             nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2))
-
-    layers = [shift_flip()] if augment else []
-    return nn.Sequential(*layers, block(3, width), block(width, 2 * width),
-                         block(2 * width, 4 * width), nn.Flatten(),
-                         nn.Linear(4 * width * 16, out_features), nn.ReLU(inplace=True),
-                         *([nn.Dropout(dropout)] if dropout else []))
+DATA_SETS = ("wordnet", "openclipart", "debtags", "debian-deps")
+TEXT_DATA = ("wordnet", "debtags", "debian-deps")
+#: The figure that chooses each recipe's epoch and defines "the others' best".
+TARGET = "map@100"
+METRICS = ("p@1", "p@5", "ndcg@5", "map@100", "psp@5")
+#: Peers tried by default: one per package, and the popularity floor.
+DEFAULT_PEERS = ("pecos-b10", "omikuji-parabel", "napkinxc-plt", "popularity")
+PEER_TITLES = {"pecos-b10": "PECOS XR-Linear (beam 10)", "pecos-b50": "PECOS XR-Linear (beam 50)",
+               "omikuji-parabel": "Omikuji Parabel", "omikuji-bonsai": "Omikuji Bonsai",
+               "napkinxc-plt": "napkinXC PLT", "knn": "TF-IDF cosine 10-NN",
+               "popularity": "the most frequent training labels"}
+REPORT_FORMAT = "labelemb-demo-report"
+REPORT_VERSION = 2
 
 
-def shift_flip(max_shift: int = 2):
-    """A module that, in training mode only, flips each image of a batch (N, C, H, W)
-    left-right with probability 1/2 and shifts it by up to ``max_shift`` pixels each way
-    (edge pixels repeated), drawn per image from torch's generator; the identity in
-    evaluation mode."""
+@dataclass(frozen=True)
+class Budget:
+    """The size of a text demo run.
+
+    Attributes
+    ----------
+    train_rows : int or None
+        Training samples used, drawn at random (None: all). Every method, the label
+        embedding included, sees the same rows.
+    valid_rows, test_rows : int or None
+        Validation samples scored after every epoch; test samples in the table.
+    hidden : int
+        Width of the MLP's one hidden layer (its first layer is sparse).
+    dim : int
+        Label embedding dimension.
+    batch_size : int
+    epochs : int
+        The same for every recipe.
+    """
+
+    train_rows: Optional[int]
+    valid_rows: Optional[int]
+    test_rows: Optional[int]
+    hidden: int
+    dim: int
+    batch_size: int
+    epochs: int
+
+    def describe(self, n_train: int, n_valid: int, n_test: int) -> str:
+        return (f"{n_train:,} training rows, {n_valid:,} validation and {n_test:,} test rows; "
+                f"MLP hidden width {self.hidden}, embedding dim {self.dim}, batch "
+                f"{self.batch_size}, {self.epochs} epoch{'s' if self.epochs != 1 else ''}")
+
+
+#: Measured on the embedded WordNet set (2 CPU cores): the whole default run in under
+#: 3 minutes, progress bars included (see the module's docstring).
+BUDGETS: Dict[str, Budget] = {
+    "wordnet": Budget(train_rows=20_000, valid_rows=3_000, test_rows=8_000, hidden=256,
+                      dim=64, batch_size=128, epochs=5),
+    "debtags": Budget(train_rows=20_000, valid_rows=3_000, test_rows=8_000, hidden=256,
+                      dim=64, batch_size=128, epochs=5),
+    "debian-deps": Budget(train_rows=20_000, valid_rows=3_000, test_rows=8_000, hidden=256,
+                          dim=64, batch_size=128, epochs=5),
+}
+#: Labels whose neighbours are shown when present (else the most frequent ones).
+PROBES = {
+    "wordnet": ("dog.n.01", "tree.n.01", "car.n.01", "musical_instrument.n.01",
+                "disease.n.01"),
+    "debtags": ("implemented-in::python", "use::editing", "works-with::image",
+                "game::strategy"),
+    "debian-deps": ("python3", "libqt5core5a", "perl", "libgtk-3-0"),
+}
+#: Test samples shown when present (else drawn at random).
+SAMPLES = {"wordnet": ("violin.n.01", "poodle.n.01", "oak.n.02", "pneumonia.n.01",
+                       "sparrow.n.01", "sedan.n.01", "pizza.n.01")}
+N_PROBES, N_NEIGHBORS, N_SAMPLES = 5, 5, 3
+
+
+def default_recipe() -> str:
+    """The recipe :func:`labelemb.torch.make_model` builds when none is named, read from its
+    signature at run time."""
+    import inspect
+
+    from .torch import make_model
+
+    return inspect.signature(make_model).parameters["head"].default
+
+
+def load_text_data(data: str, *, echo: Callable = print):
+    """The :class:`~labelemb.datasets.TextDataset` of a text demo.
+
+    ``"wordnet"``: the embedded copy, labels on at least 5 training samples and on at most
+    30% of them (the five near-root labels would make P@1 trivial). ``"debtags"`` and
+    ``"debian-deps"`` read the machine's apt indexes (cached after the first run); without
+    them a one-line ``OSError`` says what is missing.
+    """
+    from . import datasets
+
+    check_choice(data, "data", TEXT_DATA)
+    if data == "wordnet":
+        return datasets.load_wordnet(source="embedded", min_count=5, max_label_fraction=0.3)
+    loader = {"debtags": datasets.load_debtags_xmc,
+              "debian-deps": lambda: datasets.load_debian_deps(max_label_fraction=0.3)}[data]
+    try:
+        return loader()
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise OSError(f"--data {data} needs Debian's apt indexes on this machine (apt-get "
+                      f"update must work; the data is cached after the first run): "
+                      f"{first}") from None
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _subsample(n: int, limit: Optional[int], seed: int) -> np.ndarray:
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def rank_metrics(indices: np.ndarray, Y, label_counts: np.ndarray, n_train: int) -> dict:
+    """The table's figures of a top-100 index matrix against the true label rows."""
+    from . import metrics
+
+    L = Y.shape[1]
+    k5, K = min(5, L), min(100, L, indices.shape[1])
+    r = metrics.report(indices[:, :K], Y, ks=sorted({1, k5, K}), n_labels=L,
+                       label_counts=label_counts, n_train=max(3, n_train))
+    return {"p@1": r["precision@1"], "p@5": r[f"precision@{k5}"], "ndcg@5": r[f"ndcg@{k5}"],
+            "map@100": r[f"map@{K}"], "psp@5": r[f"psp@{k5}"]}
+
+
+class _KeepBest:
+    """A ``fit`` callback that copies the weights whenever the validation figure improves
+    (after the epoch's training time is taken, so the copy is not counted as training)."""
+
+    def __init__(self, key: str = TARGET):
+        self.key, self.best, self.epoch, self.state = key, -math.inf, None, None
+
+    def __call__(self, history, model) -> bool:
+        value = history.epochs[-1].get(self.key)
+        if value is not None and value > self.best:
+            self.best, self.epoch = value, int(history.epochs[-1]["epoch"])
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return False
+
+
+def _machine() -> dict:
+    cpu = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f
+                        if line.lower().startswith("model name")), None)
+    except OSError:
+        pass
+    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+           if k in os.environ}
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_average": _load(), "env": env}
+
+
+def _load() -> Optional[List[float]]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on every platform
+        return None
+
+
+def time_to_reach(entries: Dict[str, dict], key: str = "valid_curve") -> Dict[str, object]:
+    """Per method: the training seconds after which its validation figure first reaches the
+    best of the other methods (None when it never does). ``entries[m][key]`` lists
+    ``(cumulative training seconds, validation figure)``."""
+    best = {m: max((v for _, v in e[key]), default=-math.inf) for m, e in entries.items()}
+    out: Dict[str, object] = {}
+    for m, e in entries.items():
+        others = [b for o, b in best.items() if o != m]
+        target = max(others) if others else -math.inf
+        out[m] = next((t for t, v in e[key] if v >= target), None)
+    return out
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def _train_recipe(recipe: str, emb, data: dict, budget: Budget, out_dir: str, *,
+                  device: str, seed: int, progress: bool, echo: Callable) -> dict:
     import torch
-    import torch.nn.functional as F
-    from torch import nn
 
-    class ShiftFlip(nn.Module):
-        def forward(self, x):
-            if not self.training or x.dim() != 4:
-                return x
-            n, _, h, w = x.shape
-            theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-            flip = torch.randint(0, 2, (n,), device=x.device).to(x.dtype) * 2 - 1
-            theta[:, 0, 0] = flip
-            theta[:, 1, 1] = 1
-            shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), device=x.device)
-            theta[:, 0, 2] = shifts[:, 0].to(x.dtype) * (2.0 / w)
-            theta[:, 1, 2] = shifts[:, 1].to(x.dtype) * (2.0 / h)
-            grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-            return F.grid_sample(x, grid, mode="nearest", padding_mode="border",
-                                 align_corners=False)
+    from .torch import fit, make_model, mlp, predict
 
-    return ShiftFlip()
+    X, Y = data["train"]
+    n_features, n_labels = X.shape[1], Y.shape[1]
+    torch.manual_seed(seed)
+    model = make_model(mlp(n_features, (budget.hidden,), sparse=True), budget.hidden, recipe,
+                       embedding=emb, n_labels=n_labels)
+    keep = _KeepBest()
+    lr = RECIPES[recipe].lr
+    h = fit(model, (X, Y), emb, valid=data["valid"], epochs=budget.epochs, lr=lr,
+            batch_size=budget.batch_size, device=device, seed=seed, progress=progress,
+            callbacks=[keep], recipe=recipe,
+            log_path=os.path.join(out_dir, f"train-{recipe}.jsonl"))
+    model.load_state_dict(keep.state)
+    idx, _ = predict(model, data["test"][0], emb, k=min(100, n_labels))
+    # The label vectors are part of training for the recipes that use them.
+    uses_vectors = RECIPES[recipe].head in ("embedding", "lowrank")
+    offset = data["embedding_time"] if uses_vectors else 0.0
+    epochs = [dict(e, elapsed=e["elapsed"] + offset) for e in h.epochs]
+    chosen = next(e for e in epochs if e["epoch"] == keep.epoch)
+    return {"kind": "recipe", "title": RECIPES[recipe].title, "lr": lr,
+            "train_time": epochs[-1]["elapsed"], "train_time_to_chosen": chosen["elapsed"],
+            "embedding_time_included": offset, "chosen_epoch": keep.epoch,
+            "valid": {k: chosen[k] for k in ("p@1", "p@5", "ndcg@5", "map@100")},
+            "valid_curve": [(e["elapsed"], e[TARGET]) for e in epochs],
+            "epochs": epochs, "indices": idx}
 
 
-def _subsample(index: np.ndarray, limit: Optional[int], seed: int) -> np.ndarray:
-    if limit is None or limit >= len(index):
-        return index
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(index, size=limit, replace=False))
+def _run_peer(name: str, data: dict, threads: int, echo: Callable) -> dict:
+    from . import peers
+
+    X, Y = data["train"]
+    peer = peers.make_peer(name, threads=threads)
+    try:
+        t = time.perf_counter()
+        peer.fit(X, Y)
+        train_time = time.perf_counter() - t
+        K = min(100, Y.shape[1])
+        v_idx, _ = peer.predict_topk(data["valid"][0], K)
+        idx, _ = peer.predict_topk(data["test"][0], K)
+    finally:
+        peer.close()
+    valid = rank_metrics(v_idx, data["valid"][1], data["label_counts"], Y.shape[0])
+    valid.pop("psp@5")
+    return {"kind": "peer", "title": PEER_TITLES.get(name, name), "train_time": train_time,
+            "train_time_to_chosen": train_time, "chosen_epoch": None, "valid": valid,
+            "valid_curve": [(train_time, valid[TARGET])], "epochs": [], "indices": idx}
 
 
-def _table(results: Dict[str, dict], recipes: Sequence[str]) -> str:
-    cols = ["p@1", "p@5", "ndcg@5", "map@100"]
-    head = f"{'recipe':<46s}" + "".join(f"{c:>9s}" for c in cols) + \
-        f"{'s/epoch':>9s}  epochs to reach the other's best P@5"
+# ----------------------------------------------------------------------------- report
+
+
+def _fmt_reach(t) -> str:
+    return "never" if t is None else f"{t:.1f}"
+
+
+def format_table(results: Dict[str, dict], order: Sequence[str], default: str,
+                 n_test: int) -> str:
+    """The demo's one table: test figures at the chosen epoch, training and reach times."""
+    names = {m: f"{m} (default)" if m == default else m for m in order}
+    w = max(22, *(len(s) for s in names.values())) + 2
+    head = (f"{'method':<{w}s}" + "".join(f"{c.upper():>8s}" for c in METRICS)
+            + f"{'epoch':>7s}{'train s':>9s}  reach s")
     lines = [head, "-" * len(head)]
-    for r in recipes:
-        res = results[r]
-        best = res["best"]
-        reach = res["epochs_to_reach_other_best_p@5"]
-        reach_s = ", ".join(f"{o}: {'never' if v is None else v}" for o, v in reach.items())
-        lines.append(f"{RECIPE_TITLES.get(r, r):<46s}" + "".join(f"{best[c]:9.3f}" for c in cols)
-                     + f"{res['seconds_per_epoch']:9.2f}  {reach_s}")
-    lines.append("(each model's best value on the test images over its epochs: the demo has no "
-                 "validation split, an optimistic bias shared by every recipe; time per epoch is "
-                 "training only)")
+    for m in order:
+        r = results[m]
+        ep = "-" if r["chosen_epoch"] is None else f"{r['chosen_epoch']}/{len(r['epochs'])}"
+        lines.append(f"{names[m]:<{w}s}" + "".join(f"{r['test'][c]:8.3f}" for c in METRICS)
+                     + f"{ep:>7s}{r['train_time']:9.1f}  {_fmt_reach(r['time_to_reach'])}")
+    lines += [
+        f"Test figures on {n_test:,} test samples, at the epoch with the best validation "
+        f"MAP@100 ('epoch': kept/trained).",
+        "'train s': training seconds (the recipes' epochs, plus the label embedding for the "
+        "recipes that use it; evaluation excluded).",
+        "'reach s': training seconds until the validation MAP@100 first reaches the best of "
+        "the other rows ('never' within this budget).",
+    ]
     return "\n".join(lines)
 
 
-def run_demo(out_dir: str = "labelemb-demo", *, epochs: int = 8, device: str = "auto",
-             limit: Optional[int] = None, recipes: Sequence[str] = DEFAULT_RECIPES,
-             dim: int = 64, batch_size: int = 64, lr: Optional[Dict[str, float]] = None,
-             width: int = 16, seed: int = 0, schedule: str = "constant",
-             weight_decay: float = 0.0, augment: bool = False, progress: bool = True,
-             echo=print) -> dict:
-    """Run the demo; returns the report (also written to ``out_dir/report.json``).
+def _samples(ds, rows: np.ndarray, results: dict, method: str, data: str, seed: int,
+             label_names: Sequence[str], Y) -> List[dict]:
+    ids = [ds.ids_test[i] for i in rows]
+    where = {s: j for j, s in enumerate(ids)}
+    picks = [where[s] for s in SAMPLES.get(data, ()) if s in where][:N_SAMPLES]
+    rng = np.random.default_rng(seed)
+    for j in rng.permutation(len(rows)):
+        if len(picks) >= N_SAMPLES:
+            break
+        if int(j) not in picks:
+            picks.append(int(j))
+    idx = results[method]["indices"]
+    out = []
+    for j in picks:
+        true = set(Y.indices[Y.indptr[j]:Y.indptr[j + 1]].tolist())
+        pred = [int(i) for i in idx[j, :5] if i >= 0]
+        out.append({"id": ids[j], "text": ds.texts_test[rows[j]],
+                    "predicted": [[label_names[i], i in true] for i in pred],
+                    "true": sorted(label_names[i] for i in true)})
+    return out
+
+
+def _format_samples(samples: List[dict], method: str) -> str:
+    lines = [f"A few test samples, top 5 of {method} ('+' marks a true label):"]
+    for s in samples:
+        text = s["text"] if len(s["text"]) <= 110 else s["text"][:107] + "..."
+        lines.append(f"  {s['id']}: {text}")
+        lines.append("    predicted: " + ", ".join(("+" if ok else " ") + name
+                                                   for name, ok in s["predicted"]))
+        true = s["true"][:8] + (["..."] if len(s["true"]) > 8 else [])
+        lines.append(f"    true ({len(s['true'])}): " + ", ".join(true))
+    return "\n".join(lines)
+
+
+def _plot(results: dict, order: Sequence[str], path: str, title: str, echo) -> Optional[str]:
+    try:
+        from .plot import history as plot_history
+    except ImportError as e:  # pragma: no cover - matplotlib comes with the torch extra
+        echo(f"(no plot: {e})")
+        return None
+    runs = {m: results[m]["epochs"] for m in order if results[m]["kind"] == "recipe"}
+    chosen = {m: results[m]["chosen_epoch"] for m in runs}
+    points = {m: {"elapsed": results[m]["train_time"], **results[m]["valid"]}
+              for m in order if results[m]["kind"] == "peer"}
+    try:
+        return plot_history(runs, path, metrics=("map@100", "p@5"), chosen=chosen,
+                            points=points, title=title)
+    except ImportError as e:  # matplotlib missing
+        echo(f"(no plot: {e})")
+        return None
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def run_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
+             epochs: Optional[int] = None, limit: Optional[int] = None,
+             recipes: Optional[Sequence[str]] = None, peers: Optional[Sequence[str]] = None,
+             dim: Optional[int] = None, hidden: Optional[int] = None,
+             batch_size: Optional[int] = None, train_rows: Optional[int] = None,
+             device: str = "auto", seed: int = 0, progress: bool = True,
+             echo: Callable = print) -> dict:
+    """Run the demo on ``data``; returns the report (also ``out_dir/report.json``).
 
     Parameters
     ----------
     out_dir : str
         Folder for ``report.json``, ``curves.png`` and the training logs.
-    epochs : int
-        Epochs per recipe (the same budget for each).
-    device : str
-        "auto" (CUDA when present), "cpu" or "cuda".
+    data : {"wordnet", "openclipart", "debtags", "debian-deps"}, default "wordnet"
+        ``"openclipart"`` runs :func:`labelemb.demo_images.run_image_demo` (which takes
+        ``epochs``, ``limit``, ``recipes``, ``dim``, ``device``, ``seed``).
+    epochs, dim, hidden, batch_size, train_rows : int, optional
+        Replace the parts of the data set's :data:`BUDGETS` entry.
     limit : int, optional
-        Use at most this many training and test images (a quick look).
-    recipes : sequence of {"paper", "bce", "lowrank", "softmax", "lowrank-softmax", "hybrid",
-        "lowrank-hybrid"}
-    schedule, weight_decay
-        Of :func:`labelemb.torch.fit` (the same for every recipe).
-    augment : bool
-        Random flips and shifts of the training images (:func:`shift_flip`). On these
-        icons it did not change the picture (every recipe still peaks in the first
-        epochs), so it is off by default.
+        At most this many training, validation and test samples (a quick look).
+    recipes : sequence of str, optional
+        Default: make_model's default recipe, then ``bce`` and ``paper``.
+    peers : sequence of str, optional
+        Names of :data:`labelemb.peers.PEERS`; default :data:`DEFAULT_PEERS` (those whose
+        package imports); ``()`` for none.
+    device, seed, progress, echo
+        Where to train, the seed of every draw, tqdm bars, where to print.
     """
-    import torch
+    check_choice(data, "data", DATA_SETS)
+    if data == "openclipart":
+        return run_image_demo(out_dir, epochs=8 if epochs is None else epochs, device=device,
+                              limit=limit, recipes=recipes, dim=64 if dim is None else dim,
+                              seed=seed, progress=progress, echo=echo)
+    budget = BUDGETS[data]
+    changes = {k: v for k, v in dict(epochs=epochs, dim=dim, hidden=hidden,
+                                      batch_size=batch_size, train_rows=train_rows).items()
+               if v is not None}
+    for k, v in changes.items():
+        check_int(v, k, lo=1)
+    if limit is not None:
+        limit = check_int(limit, "limit", lo=10)
+        def cap(rows: Optional[int]) -> int:
+            return limit if rows is None else min(rows, limit)
 
-    from . import fit_embeddings
-    from .datasets import load_openclipart
-    from .embedding import EmbeddingWarning
-    from .torch import fit, make_model
+        changes.update(train_rows=cap(changes.get("train_rows", budget.train_rows)),
+                       valid_rows=cap(budget.valid_rows), test_rows=cap(budget.test_rows))
+    return run_text_demo(out_dir, data=data, budget=replace(budget, **changes),
+                         recipes=recipes, peers=peers, device=device, seed=seed,
+                         progress=progress, echo=echo)
 
-    for r in recipes:
-        if r not in RECIPE_TITLES:
-            raise ValueError(f"unknown recipe {r!r}; choose from {sorted(RECIPE_TITLES)}")
-    lrs = dict(DEFAULT_LR, **(lr or {}))
-    os.makedirs(out_dir, exist_ok=True)
-    t0 = time.perf_counter()
-    data = load_openclipart(as_float=True)
-    tr = _subsample(data.train_index, limit, seed)
-    te = _subsample(data.test_index, limit, seed + 1)
-    X, Y = data.images, data.labels
-    echo(f"Openclipart 32x32: {len(tr)} training and {len(te)} test images, {Y.shape[1]} labels, "
-         f"{Y[tr].nnz / len(tr):.2f} labels per image; the split keeps each icon set on one side.")
 
-    unseen = int((np.asarray(Y[tr].sum(axis=0)).ravel() == 0).sum())
-    with warnings.catch_warnings():  # labels seen only in the test images: reported below
-        warnings.simplefilter("ignore", EmbeddingWarning)
-        emb = fit_embeddings(Y[tr], dim=dim, seed=seed, progress=False)
-    if unseen:
-        echo(f"({unseen} labels occur only in test images: they get zero vectors)")
-    emb.label_names = list(data.label_names)
-    echo(f"\nLabel embedding: {emb!r}")
-    counts = np.asarray(Y[tr].sum(axis=0)).ravel()
-    echo("Nearest labels of the most frequent ones (cosine):")
-    for i in np.argsort(-counts, kind="stable")[:5]:
-        nb = emb.neighbors(int(i), k=5)
-        shown = ", ".join(f"{name} {cos:.2f}" for name, cos in nb)
-        echo(f"  {data.label_names[i]:<14s} -> {shown}")
-
-    results: Dict[str, dict] = {}
-    histories = {}
-    for r in recipes:
-        torch.manual_seed(seed)
-        model = make_model(small_cnn(width, augment=augment), 256, r,
-                           embedding=emb, n_labels=Y.shape[1])
-        echo(f"\nTraining: {RECIPE_TITLES[r]} ({epochs} epochs, lr {lrs[r]:g})")
-        h = fit(model, (X[tr], Y[tr]), emb, valid=(X[te], Y[te]), epochs=epochs, lr=lrs[r],
-                batch_size=batch_size, device=device, seed=seed, progress=progress,
-                schedule=schedule, weight_decay=weight_decay,
-                recipe=r, log_path=os.path.join(out_dir, f"train-{r}.jsonl"))
-        histories[r] = h
-        times = [e["train_time"] for e in h.epochs]
-        results[r] = {"title": RECIPE_TITLES[r], "lr": lrs[r], "epochs": h.epochs,
-                      "best": {k: h.best(k) for k in ("p@1", "p@5", "ndcg@5", "map@100")},
-                      "seconds_per_epoch": float(np.median(times))}
-    for r in recipes:
-        results[r]["epochs_to_reach_other_best_p@5"] = {
-            o: histories[r].epochs_to_reach("p@5", results[o]["best"]["p@5"])
-            for o in recipes if o != r}
-    table = _table(results, recipes)
-    echo("\n" + table)
-    png = os.path.join(out_dir, "curves.png")
+def _peer_module():
     try:
-        from .plot import history as plot_history
+        from . import peers
+    except ImportError:  # pragma: no cover - labelemb.peers ships with the package
+        return None
+    return peers
 
-        plot_history({RECIPE_TITLES[r]: histories[r] for r in recipes}, png,
-                     metrics=("p@5", "map@100"))
-    except ImportError as e:  # matplotlib missing
-        echo(f"(no plot: {e})")
-        png = None
-    report = {"format": "labelemb-demo-report", "format_version": 1,
-              "data": {"train": int(len(tr)), "test": int(len(te)), "labels": int(Y.shape[1])},
-              "embedding": {"dim": int(emb.vectors.shape[1]), **{k: v for k, v in
-                                                                 emb.params.items()
-                                                                 if isinstance(v, (int, float,
-                                                                                   str))}},
-              "settings": {"epochs": epochs, "batch_size": batch_size, "device": device,
-                           "seed": seed, "limit": limit, "width": width,
-                           "schedule": schedule, "weight_decay": weight_decay,
-                           "augment": augment},
-              "results": results, "table": table, "plot": png,
-              "wall_seconds": time.perf_counter() - t0}
+
+def _check_names(recipes, peers):
+    peer_module = _peer_module()
+    default = default_recipe()
+    if recipes is None:
+        recipes = (default,) + tuple(r for r in ("bce", "paper") if r != default)
+    recipes = tuple(recipes)
+    for r in recipes:
+        if r not in RECIPES:
+            raise ValueError(f"unknown recipe {r!r}; choose from {', '.join(RECIPES)}")
+    if not recipes:
+        raise ValueError("recipes is empty; name at least one recipe")
+    known = peer_module.PEERS if peer_module is not None else ()
+    for p in peers or ():
+        if p not in known:
+            raise ValueError(f"unknown peer {p!r}; choose from {', '.join(known)}")
+    return default, recipes
+
+
+def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
+                  budget: Optional[Budget] = None, recipes: Optional[Sequence[str]] = None,
+                  peers: Optional[Sequence[str]] = None, device: str = "auto", seed: int = 0,
+                  progress: bool = True, echo: Callable = print) -> dict:
+    """The text demo with an explicit :class:`Budget` (see :func:`run_demo`)."""
+    from . import fit_embeddings
+    from .embedding import EmbeddingWarning
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    machine = _machine()
+    budget = BUDGETS[data] if budget is None else budget
+    default, recipes = _check_names(recipes, peers)
+    peer_module = _peer_module()
+    peer_names = [] if peer_module is None else peer_module.available(
+        DEFAULT_PEERS if peers is None else tuple(peers), echo=lambda msg: echo(f"({msg})"))
+    os.makedirs(out_dir, exist_ok=True)
+
+    echo(f"Loading {data} (TF-IDF fitted on the training split)...")
+    ds = load_text_data(data, echo=echo)
+    rows = {"train": _subsample(ds.X_train.shape[0], budget.train_rows, seed),
+            "valid": _subsample(ds.X_valid.shape[0], budget.valid_rows, seed + 1),
+            "test": _subsample(ds.X_test.shape[0], budget.test_rows, seed + 2)}
+    part = {"train": (ds.X_train, ds.Y_train), "valid": (ds.X_valid, ds.Y_valid),
+            "test": (ds.X_test, ds.Y_test)}
+    split = {p: (part[p][0][r], part[p][1][r]) for p, r in rows.items()}
+    X, Y = split["train"]
+    n = {p: len(r) for p, r in rows.items()}
+    label_names = list(ds.label_names)
+    echo(f"{ds.meta.get('name') or data}: {ds.n_labels:,} labels, {ds.n_features:,} TF-IDF "
+         f"features, {Y.nnz / max(1, n['train']):.2f} labels per sample; {ds.source}.")
+    echo(f"Budget: {budget.describe(n['train'], n['valid'], n['test'])} (of "
+         f"{ds.X_train.shape[0]:,} / {ds.X_valid.shape[0]:,} / {ds.X_test.shape[0]:,}); "
+         f"chosen to run in under 3 minutes on 2 CPU cores.")
+
+    t = time.perf_counter()
+    with warnings.catch_warnings():  # labels absent from the drawn rows: counted below
+        warnings.simplefilter("ignore", EmbeddingWarning)
+        emb = fit_embeddings(Y, dim=budget.dim, seed=seed, progress=False)
+    emb_time = time.perf_counter() - t
+    emb.label_names = label_names
+    counts = np.asarray(Y.sum(axis=0)).ravel()
+    unseen = int((counts == 0).sum())
+    echo(f"\nLabel embedding ({emb_time:.1f} s): {emb!r}"
+         + (f"; {unseen} labels absent from these training rows get zero vectors"
+            if unseen else ""))
+    column = {name: j for j, name in enumerate(label_names)}
+    probes = [p for p in PROBES.get(data, ()) if counts[column.get(p, 0)] > 0
+              and p in column][:N_PROBES]  # a label absent from training has no vector
+    probes += [label_names[i] for i in np.argsort(-counts, kind="stable")
+               if counts[i] > 0 and label_names[i] not in probes][:N_PROBES - len(probes)]
+    neighbors = {p: [[name, float(c)] for name, c in emb.neighbors(p, k=N_NEIGHBORS)]
+                 for p in probes}
+    echo("Nearest labels (cosine of the label vectors):")
+    for p, nb in neighbors.items():
+        echo(f"  {p:<24s} -> " + ", ".join(f"{name} {c:.2f}" for name, c in nb))
+
+    split["embedding_time"] = emb_time
+    split["label_counts"] = counts
+    results: Dict[str, dict] = {}
+    for r in recipes:
+        echo(f"\nTraining {r}{' (the default)' if r == default else ''}: {RECIPES[r].title}, "
+             f"{budget.epochs} epoch{'s' if budget.epochs != 1 else ''}, lr {RECIPES[r].lr:g}")
+        results[r] = _train_recipe(r, emb, split, budget, out_dir, device=device, seed=seed,
+                                   progress=progress, echo=echo)
+        res = results[r]
+        echo(f"  best validation MAP@100 {res['valid'][TARGET]:.3f} at epoch "
+             f"{res['chosen_epoch']}, {res['train_time']:.1f} s of training")
+    if peer_names:
+        echo(f"\nPeers on the same rows and features ({len(peer_names)}):")
+    threads = max(1, min(os.cpu_count() or 1, 16))
+    for name in peer_names:
+        echo(f"  fitting {name}...")
+        results[name] = _run_peer(name, split, threads, echo)
+        echo(f"  {name}: {results[name]['train_time']:.1f} s, validation MAP@100 "
+             f"{results[name]['valid'][TARGET]:.3f}")
+
+    reach = time_to_reach(results)
+    for m, res in results.items():
+        res["test"] = rank_metrics(res["indices"], split["test"][1], counts, n["train"])
+        res["time_to_reach"] = reach[m]
+    order = list(recipes) + peer_names
+    table = format_table(results, order, default, n["test"])
+    echo("\n" + table)
+    samples = _samples(ds, rows["test"], results, recipes[0], data, seed, label_names,
+                       split["test"][1])
+    echo("\n" + _format_samples(samples, recipes[0]))
+    png = _plot(results, order, os.path.join(out_dir, "curves.png"),
+                f"labelemb demo on {data}: validation curves", echo)
+
+    for res in results.values():
+        res.pop("indices")
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    machine["load_average_end"] = _load()
+    machine["torch_threads"] = _torch_threads()
+    report = {
+        "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "data": {
+            "name": data, "source": ds.source, "labels": ds.n_labels,
+            "features": ds.n_features, "train": n["train"], "valid": n["valid"],
+            "test": n["test"], "train_all": int(ds.X_train.shape[0]),
+            "valid_all": int(ds.X_valid.shape[0]), "test_all": int(ds.X_test.shape[0])},
+        "budget": asdict(budget), "seed": seed, "device": device,
+        "default_recipe": default, "order": order, "target": TARGET,
+        "embedding": {"dim": int(emb.vectors.shape[1]), "seconds": emb_time,
+                      "unseen_labels": unseen, "neighbors": neighbors},
+        "results": results, "samples": samples, "table": table, "plot": png,
+        "machine": machine, "wall_seconds": wall, "cpu_seconds": cpu,
+    }
     path = os.path.join(out_dir, "report.json")
     with atomic_write(path, "w") as f:
-        json.dump(report, f, indent=1, default=float)
-    echo(f"\nWrote {path}" + (f" and {png}" if png else "") +
-         f" ({report['wall_seconds']:.0f} s in all).")
+        json.dump(report, f, indent=1, default=_json_default)
+    load = machine["load_average"]
+    echo(f"\nWrote {path}" + (f" and {png}" if png else "") + f". {wall:.0f} s in all "
+         f"({cpu:.0f} s of CPU in this process; {machine['cores']} cores"
+         + (f", load average {load[0]:.1f} at the start" if load else "") + ").")
     return report
+
+
+def _torch_threads() -> Optional[int]:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
