@@ -49,7 +49,6 @@ except ImportError:  # pragma: no cover
 __all__ = ["Classifier"]
 
 
-
 class _Params:
     """``get_params`` / ``set_params`` from the constructor's signature (no dependency)."""
 
@@ -263,17 +262,16 @@ class Classifier(_Params, _Base):
             Yv, _ = as_label_csr(label_sets(Y_valid), "Y_valid", n_labels=L, label_names=names,
                                  n_samples=Xv.shape[0], build_vocabulary=False)
             valid = (Xv, Yv)
-        inputs = X
 
         with _threads(s["num_threads"]):
             emb = fit_embeddings(Y, dim=min(s["dim"], L - 1), seed=s["seed"],
                                  num_threads=s["num_threads"], progress=s["progress"])
             if names is not None:
                 emb.label_names = list(names)
-            model, architecture = self._build(s, emb, inputs)
+            model, architecture = self._build(s, emb, X)
             key = f"map@{min(100, L)}"
             keeper = _BestEpoch(key, s["patience"])
-            history = torch_fit(model, (inputs, Y), emb, valid=valid, epochs=s["epochs"],
+            history = torch_fit(model, (X, Y), emb, valid=valid, epochs=s["epochs"],
                                 lr=s["lr"], batch_size=s["batch_size"],
                                 weight_decay=s["weight_decay"], device=s["device"],
                                 seed=s["seed"], progress=s["progress"],
