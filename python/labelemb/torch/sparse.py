@@ -8,17 +8,20 @@
 * :class:`SparseAdamW` — Adam / AdamW that also takes the row-sparse gradients of a
   ``SparseLinear(sparse_grad=True)``: their rows are updated lazily (moments and weight
   decay of a row move when a batch touches it), every dense parameter exactly as AdamW.
-* The training source: batches of rows sliced from a scipy CSR matrix, reaching the model
-  as a torch sparse CSR tensor on the training device (:func:`labelemb.torch.fit`,
-  :func:`~labelemb.torch.predict` and :func:`~labelemb.torch.evaluate` take scipy sparse
-  inputs through it).
+* The inputs: :func:`as_csr_inputs` checks a scipy sparse matrix and makes it CSR float32
+  once; :func:`csr_batch` turns a block of its rows into a torch sparse CSR tensor on the
+  training device. ``sources.CSRSource`` slices the batches with them, so that
+  :func:`labelemb.torch.fit`, :func:`~labelemb.torch.predict` and
+  :func:`~labelemb.torch.evaluate` take scipy sparse inputs; :func:`check_source` refuses
+  what the model cannot take before any step.
 
-Why ``embedding_bag``: on a 2-core AMD EPYC, batch 256, 10^5 columns, 1024 outputs,
-forward + backward of the layer took 0.2 ms (3 non-zeros per row) and 15 ms (50) with the
-row-sparse gradient, 90-100 ms with a dense one, against 185-210 ms for ``torch.sparse.mm``
-with CSR or COO inputs (a dense gradient only) and 600 ms for the densified batch
-(benchmarks/README.md, "Sparse input features"). It is also the kernel CUDA optimises for
-bags of rows, on both index widths.
+Why ``embedding_bag``: it gathers one weight row per non-zero and, with a row-sparse
+gradient, returns only those rows; ``torch.sparse.mm`` (CSR or COO batches) makes a dense
+``in_features x out_features`` gradient every step. Forward + backward of the layer, batch
+256, 10^5 columns, 1,024 outputs, on a quiet 2-core AMD EPYC: 0.19 ms (3 non-zeros per row)
+and 15 ms (50) against 184-209 ms for ``torch.sparse.mm`` and 595-606 ms for the densified
+batch (benchmarks/README.md, "Sparse input features"). On CUDA it is the operator PyTorch
+tunes for bags of rows, on int32 and int64 indices.
 """
 
 from __future__ import annotations
