@@ -383,6 +383,8 @@ def predict(args: argparse.Namespace) -> int:
     arg("--dim", type=int, default=None, help="label embedding dimension"),
     arg("--batch-size", type=int, default=None, help="samples per step of the text MLP"),
     arg("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N"),
+    arg("--threads", type=int, default=0,
+        help="CPU threads for training and the peers (default 0: all cores)"),
     arg("--seed", type=int, default=0, help="random seed (default 0)"),
     arg("--no-progress", action="store_true", help="no progress bars"),
 )
@@ -413,7 +415,8 @@ def demo(args: argparse.Namespace) -> int:
     run_demo(args.output, data=args.data, epochs=args.epochs, limit=args.limit,
              recipes=names(args.recipes), peers=names(args.peers), dim=args.dim,
              hidden=args.hidden, batch_size=args.batch_size, train_rows=args.train_rows,
-             device=args.device, seed=args.seed, progress=not args.no_progress)
+             device=args.device, threads=args.threads, seed=args.seed,
+             progress=not args.no_progress)
     return 0
 
 

@@ -26,6 +26,7 @@ debian-deps`` the Debian text sets, which need the machine's apt indexes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -96,12 +97,9 @@ class Budget:
 #: Measured on the embedded WordNet set (2 CPU cores): the whole default run in under
 #: 3 minutes, progress bars included (see the module's docstring).
 BUDGETS: Dict[str, Budget] = {
-    "wordnet": Budget(train_rows=20_000, valid_rows=3_000, test_rows=8_000, hidden=256,
-                      dim=64, batch_size=128, epochs=5),
-    "debtags": Budget(train_rows=20_000, valid_rows=3_000, test_rows=8_000, hidden=256,
-                      dim=64, batch_size=128, epochs=5),
-    "debian-deps": Budget(train_rows=20_000, valid_rows=3_000, test_rows=8_000, hidden=256,
-                          dim=64, batch_size=128, epochs=5),
+    name: Budget(train_rows=40_000, valid_rows=3_000, test_rows=8_000, hidden=256, dim=128,
+                 batch_size=128, epochs=6)
+    for name in TEXT_DATA
 }
 #: Labels whose neighbours are shown when present (else the most frequent ones).
 PROBES = {
@@ -117,14 +115,15 @@ SAMPLES = {"wordnet": ("violin.n.01", "poodle.n.01", "oak.n.02", "pneumonia.n.01
 N_PROBES, N_NEIGHBORS, N_SAMPLES = 5, 5, 3
 
 
-def default_recipe() -> str:
-    """The recipe :func:`labelemb.torch.make_model` builds when none is named, read from its
-    signature at run time."""
-    import inspect
+def default_recipe(embedding, n_labels: int) -> str:
+    """The recipe :func:`labelemb.torch.make_model` builds when none is named, for this
+    label embedding and label count: asked of make_model itself at run time."""
+    from torch import nn
 
-    from .torch import make_model
+    from .torch import find_head, make_model
 
-    return inspect.signature(make_model).parameters["head"].default
+    return find_head(make_model(nn.Identity(), 4, embedding=embedding,
+                                n_labels=n_labels)).recipe
 
 
 def load_text_data(data: str, *, echo: Callable = print):
@@ -224,7 +223,7 @@ def time_to_reach(entries: Dict[str, dict], key: str = "valid_curve") -> Dict[st
 
 
 def _train_recipe(recipe: str, emb, data: dict, budget: Budget, out_dir: str, *,
-                  device: str, seed: int, progress: bool, echo: Callable) -> dict:
+                  default: bool, device: str, seed: int, progress: bool) -> dict:
     import torch
 
     from .torch import fit, make_model, mlp, predict
@@ -232,8 +231,11 @@ def _train_recipe(recipe: str, emb, data: dict, budget: Budget, out_dir: str, *,
     X, Y = data["train"]
     n_features, n_labels = X.shape[1], Y.shape[1]
     torch.manual_seed(seed)
-    model = make_model(mlp(n_features, (budget.hidden,), sparse=True), budget.hidden, recipe,
-                       embedding=emb, n_labels=n_labels)
+    backbone = mlp(n_features, (budget.hidden,), sparse=True)
+    if default:  # exactly what make_model builds when no recipe is named
+        model = make_model(backbone, budget.hidden, embedding=emb, n_labels=n_labels)
+    else:
+        model = make_model(backbone, budget.hidden, recipe, embedding=emb, n_labels=n_labels)
     keep = _KeepBest()
     lr = RECIPES[recipe].lr
     h = fit(model, (X, Y), emb, valid=data["valid"], epochs=budget.epochs, lr=lr,
@@ -255,7 +257,7 @@ def _train_recipe(recipe: str, emb, data: dict, budget: Budget, out_dir: str, *,
             "epochs": epochs, "indices": idx}
 
 
-def _run_peer(name: str, data: dict, threads: int, echo: Callable) -> dict:
+def _run_peer(name: str, data: dict, threads: int) -> dict:
     from . import peers
 
     X, Y = data["train"]
@@ -367,7 +369,7 @@ def run_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
              recipes: Optional[Sequence[str]] = None, peers: Optional[Sequence[str]] = None,
              dim: Optional[int] = None, hidden: Optional[int] = None,
              batch_size: Optional[int] = None, train_rows: Optional[int] = None,
-             device: str = "auto", seed: int = 0, progress: bool = True,
+             device: str = "auto", threads: int = 0, seed: int = 0, progress: bool = True,
              echo: Callable = print) -> dict:
     """Run the demo on ``data``; returns the report (also ``out_dir/report.json``).
 
@@ -389,8 +391,34 @@ def run_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
         package imports); ``()`` for none.
     device, seed, progress, echo
         Where to train, the seed of every draw, tqdm bars, where to print.
+    threads : int, default 0
+        CPU threads of torch and of the peers (0: torch's default and every core).
     """
     check_choice(data, "data", DATA_SETS)
+    threads = check_int(threads, "threads", lo=0)
+    with _with_torch_threads(threads):
+        return _run_demo(out_dir, data, epochs, limit, recipes, peers, dim, hidden, batch_size,
+                         train_rows, device, threads, seed, progress, echo)
+
+
+@contextlib.contextmanager
+def _with_torch_threads(threads: int):
+    """torch's thread count set to ``threads`` (0: left alone) for the block, then restored."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_demo(out_dir, data, epochs, limit, recipes, peers, dim, hidden, batch_size,
+              train_rows, device, threads, seed, progress, echo) -> dict:
     if data == "openclipart":
         return run_image_demo(out_dir, epochs=8 if epochs is None else epochs, device=device,
                               limit=limit, recipes=recipes, dim=64 if dim is None else dim,
@@ -403,14 +431,15 @@ def run_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
         check_int(v, k, lo=1)
     if limit is not None:
         limit = check_int(limit, "limit", lo=10)
+
         def cap(rows: Optional[int]) -> int:
             return limit if rows is None else min(rows, limit)
 
         changes.update(train_rows=cap(changes.get("train_rows", budget.train_rows)),
                        valid_rows=cap(budget.valid_rows), test_rows=cap(budget.test_rows))
     return run_text_demo(out_dir, data=data, budget=replace(budget, **changes),
-                         recipes=recipes, peers=peers, device=device, seed=seed,
-                         progress=progress, echo=echo)
+                         recipes=recipes, peers=peers, device=device, threads=threads,
+                         seed=seed, progress=progress, echo=echo)
 
 
 def _peer_module():
@@ -421,28 +450,24 @@ def _peer_module():
     return peers
 
 
-def _check_names(recipes, peers):
+def _check_names(recipes, peers) -> None:
     peer_module = _peer_module()
-    default = default_recipe()
-    if recipes is None:
-        recipes = (default,) + tuple(r for r in ("bce", "paper") if r != default)
-    recipes = tuple(recipes)
-    for r in recipes:
+    for r in recipes or ():
         if r not in RECIPES:
             raise ValueError(f"unknown recipe {r!r}; choose from {', '.join(RECIPES)}")
-    if not recipes:
+    if recipes is not None and not recipes:
         raise ValueError("recipes is empty; name at least one recipe")
     known = peer_module.PEERS if peer_module is not None else ()
     for p in peers or ():
         if p not in known:
             raise ValueError(f"unknown peer {p!r}; choose from {', '.join(known)}")
-    return default, recipes
 
 
 def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
                   budget: Optional[Budget] = None, recipes: Optional[Sequence[str]] = None,
-                  peers: Optional[Sequence[str]] = None, device: str = "auto", seed: int = 0,
-                  progress: bool = True, echo: Callable = print) -> dict:
+                  peers: Optional[Sequence[str]] = None, device: str = "auto",
+                  threads: int = 0, seed: int = 0, progress: bool = True,
+                  echo: Callable = print) -> dict:
     """The text demo with an explicit :class:`Budget` (see :func:`run_demo`)."""
     from . import fit_embeddings
     from .embedding import EmbeddingWarning
@@ -450,7 +475,7 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     t0, c0 = time.perf_counter(), time.process_time()
     machine = _machine()
     budget = BUDGETS[data] if budget is None else budget
-    default, recipes = _check_names(recipes, peers)
+    _check_names(recipes, peers)
     peer_module = _peer_module()
     peer_names = [] if peer_module is None else peer_module.available(
         DEFAULT_PEERS if peers is None else tuple(peers), echo=lambda msg: echo(f"({msg})"))
@@ -493,25 +518,28 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
                  for p in probes}
     echo("Nearest labels (cosine of the label vectors):")
     for p, nb in neighbors.items():
-        echo(f"  {p:<24s} -> " + ", ".join(f"{name} {c:.2f}" for name, c in nb))
+        echo(f"  {p:<24s} -> " + ", ".join(f"{name} {c:.3f}" for name, c in nb))
 
+    default = default_recipe(emb, len(label_names))
+    recipes = tuple(recipes) if recipes is not None else \
+        (default,) + tuple(r for r in ("bce", "paper") if r != default)
     split["embedding_time"] = emb_time
     split["label_counts"] = counts
     results: Dict[str, dict] = {}
     for r in recipes:
         echo(f"\nTraining {r}{' (the default)' if r == default else ''}: {RECIPES[r].title}, "
              f"{budget.epochs} epoch{'s' if budget.epochs != 1 else ''}, lr {RECIPES[r].lr:g}")
-        results[r] = _train_recipe(r, emb, split, budget, out_dir, device=device, seed=seed,
-                                   progress=progress, echo=echo)
+        results[r] = _train_recipe(r, emb, split, budget, out_dir, default=r == default,
+                                   device=device, seed=seed, progress=progress)
         res = results[r]
         echo(f"  best validation MAP@100 {res['valid'][TARGET]:.3f} at epoch "
              f"{res['chosen_epoch']}, {res['train_time']:.1f} s of training")
     if peer_names:
         echo(f"\nPeers on the same rows and features ({len(peer_names)}):")
-    threads = max(1, min(os.cpu_count() or 1, 16))
+    threads = threads or max(1, min(os.cpu_count() or 1, 16))
     for name in peer_names:
         echo(f"  fitting {name}...")
-        results[name] = _run_peer(name, split, threads, echo)
+        results[name] = _run_peer(name, split, threads)
         echo(f"  {name}: {results[name]['train_time']:.1f} s, validation MAP@100 "
              f"{results[name]['valid'][TARGET]:.3f}")
 

@@ -31,12 +31,12 @@ DEFAULT_LR = {name: r.lr for name, r in RECIPES.items()}
 OTHER_RECIPES = ("lowrank", "paper", "bce")
 
 
-def image_recipes() -> tuple:
-    """The recipes the image demo trains by default: make_model's default, then
-    :data:`OTHER_RECIPES`."""
+def image_recipes(embedding, n_labels: int) -> tuple:
+    """The recipes the image demo trains by default: make_model's default for this label
+    set, then :data:`OTHER_RECIPES`."""
     from .demo import default_recipe
 
-    first = default_recipe()
+    first = default_recipe(embedding, n_labels)
     return (first,) + tuple(r for r in OTHER_RECIPES if r != first)
 
 
@@ -153,8 +153,7 @@ def run_image_demo(out_dir: str = "labelemb-demo", *, epochs: int = 8, device: s
     from .embedding import EmbeddingWarning
     from .torch import fit, make_model
 
-    recipes = image_recipes() if recipes is None else tuple(recipes)
-    for r in recipes:
+    for r in recipes or ():
         if r not in RECIPE_TITLES:
             raise ValueError(f"unknown recipe {r!r}; choose from {sorted(RECIPE_TITLES)}")
     lrs = dict(DEFAULT_LR, **(lr or {}))
@@ -174,6 +173,7 @@ def run_image_demo(out_dir: str = "labelemb-demo", *, epochs: int = 8, device: s
     if unseen:
         echo(f"({unseen} labels occur only in test images: they get zero vectors)")
     emb.label_names = list(data.label_names)
+    recipes = image_recipes(emb, Y.shape[1]) if recipes is None else tuple(recipes)
     echo(f"\nLabel embedding: {emb!r}")
     counts = np.asarray(Y[tr].sum(axis=0)).ravel()
     echo("Nearest labels of the most frequent ones (cosine):")
