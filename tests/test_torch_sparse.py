@@ -550,3 +550,18 @@ def test_two_processes_train_sparse_inputs_as_one(problem, tmp_path):
     for a, b in zip(epochs, ref_epochs):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
         assert a["p@5"] == pytest.approx(b["p@5"], abs=1e-9)
+
+
+def test_nccl_runs_get_dense_gradients():
+    from labelemb.torch.distributed import DistContext
+    from labelemb.torch.sparse import dense_gradients_under_nccl
+
+    model = nn.Sequential(SparseLinear(10, 4, sparse_grad=True), nn.ReLU())
+    dense_gradients_under_nccl(model, DistContext(), torch.device("cuda"))  # one process
+    dense_gradients_under_nccl(model, DistContext(0, 2), torch.device("cpu"))  # gloo
+    assert model[0].sparse_grad
+    with pytest.warns(RuntimeWarning, match="NCCL cannot all-reduce"):
+        dense_gradients_under_nccl(model, DistContext(0, 2), torch.device("cuda"))
+    assert not model[0].sparse_grad
+    model[0](csr_batch(random_csr(3, 10, 2))).sum().backward()
+    assert not model[0].weight.grad.is_sparse

@@ -39,7 +39,8 @@ from torch import nn
 from .._validation import check_bool, check_int
 
 __all__ = ["SparseAdamW", "SparseLinear", "as_csr_inputs", "clip_grad_norm_", "csr_batch",
-           "check_source", "first_sparse_layer", "sparse_grad_parameters"]
+           "check_source", "dense_gradients_under_nccl", "first_sparse_layer",
+           "sparse_grad_parameters"]
 
 
 # ---------------------------------------------------------------- the layer
@@ -388,3 +389,22 @@ def check_source(model: nn.Module, source, name: str, train=None) -> None:
                          f"takes {layer.in_features} (SparseLinear in_features); build the "
                          f"model with mlp({columns}, ..., sparse=True) or pass features of "
                          f"the model's vocabulary")
+
+
+def dense_gradients_under_nccl(model: nn.Module, ctx, device: torch.device) -> None:
+    """Under ``torchrun`` on CUDA with NCCL (which all-reduces dense tensors only), switch
+    every ``SparseLinear(sparse_grad=True)`` of ``model`` to dense gradients, with a
+    warning; call before wrapping the model in ``DistributedDataParallel``."""
+    layers = [m for m in model.modules() if isinstance(m, SparseLinear) and m.sparse_grad]
+    if not (layers and ctx.active and device.type == "cuda"):
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_backend() != "nccl":
+        return
+    for m in layers:
+        m.bag.sparse = False
+    warnings.warn("NCCL cannot all-reduce the row-sparse gradients of SparseLinear: its "
+                  "weight gets dense gradients in this run (slower steps, the inputs still "
+                  "sparse); for sparse ones run torchrun with the gloo backend",
+                  RuntimeWarning, stacklevel=3)

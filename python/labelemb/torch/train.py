@@ -40,7 +40,12 @@ from .inference import Decoder, check_output, validate
 from .optim import make_optimizer, make_schedule, optimizer_name
 from .recipes import Loss, ModelParts, Recipe, make_loss, model_parts
 from .sources import as_source
-from .sparse import check_source, clip_grad_norm_, sparse_grad_parameters
+from .sparse import (
+    check_source,
+    clip_grad_norm_,
+    dense_gradients_under_nccl,
+    sparse_grad_parameters,
+)
 
 __all__ = ["fit", "save_epoch", "train_epoch"]
 
@@ -153,6 +158,7 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
         parts.head.init_prior(*train_data.label_counts())
     ddp = model
     if ctx.active and not isinstance(model, nn.parallel.DistributedDataParallel):
+        dense_gradients_under_nccl(net, ctx, dev)
         ddp = nn.parallel.DistributedDataParallel(
             net, device_ids=[dev.index] if dev.type == "cuda" else None)
     opt = make_optimizer(optimizer, net, settings.lr, settings.weight_decay)
