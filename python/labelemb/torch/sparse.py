@@ -60,8 +60,8 @@ class SparseLinear(nn.Module):
         time); train with :class:`SparseAdamW` (what :func:`labelemb.torch.fit` builds for
         ``"adamw"``/``"adam"``) or another optimizer that takes sparse gradients
         (``torch.optim.SGD`` without momentum, ``SparseAdam``, ``Adagrad``). Under
-        ``torchrun`` sparse gradients need the gloo backend (NCCL all-reduces dense
-        tensors only).
+        ``torchrun`` the gloo backend all-reduces them as they are; with NCCL (dense
+        tensors only) ``fit`` switches the layer to dense gradients, with a warning.
 
     Attributes
     ----------
