@@ -138,13 +138,15 @@ def test_sparse_adamw_dense_params_follow_torch(decoupled):
         torch.testing.assert_close(a.bias, b.bias, rtol=1e-5, atol=1e-6)
 
 
-def test_sparse_adamw_sparse_rows_are_lazy_adamw():
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_sparse_adamw_sparse_rows_are_lazy_adamw(decoupled):
     torch.manual_seed(0)
     layer = SparseLinear(12, 4, sparse_grad=True)
     ref = SparseLinear(12, 4)
     ref.load_state_dict(layer.state_dict())
-    opt = SparseAdamW(layer.parameters(), lr=0.1, weight_decay=0.2)
-    ref_opt = torch.optim.AdamW(ref.parameters(), lr=0.1, weight_decay=0.2)
+    opt = SparseAdamW(layer.parameters(), lr=0.1, weight_decay=0.2, decoupled=decoupled)
+    ref_opt = (torch.optim.AdamW if decoupled else torch.optim.Adam)(
+        ref.parameters(), lr=0.1, weight_decay=0.2)
     full = sp.csr_matrix(np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32))
     # every batch touches every column: the lazy update is AdamW's
     for _ in range(4):

@@ -243,17 +243,20 @@ def _sparse_rows_update(p, grad, state, lr, b1, b2, eps, wd, decoupled, step_siz
     g = grad.values()
     if rows.numel() == 0:
         return
-    w = p.index_select(0, rows)
-    if wd and decoupled:
-        w.mul_(1 - lr * wd)
-    elif wd:
-        g = g.add(w, alpha=wd)
+    if wd:
+        w = p.index_select(0, rows)
+        if decoupled:  # p[rows] *= 1 - lr * wd
+            p.index_add_(0, rows, w, alpha=-lr * wd)
+        else:
+            g = g.add(w, alpha=wd)
     m = state["exp_avg"].index_select(0, rows).lerp_(g, 1 - b1)
-    v = state["exp_avg_sq"].index_select(0, rows).mul_(b2).addcmul_(g, g, value=1 - b2)
-    w.addcdiv_(m, v.sqrt().div_(bc2_sqrt).add_(eps), value=-step_size)
     state["exp_avg"].index_copy_(0, rows, m)
+    v = state["exp_avg_sq"].index_select(0, rows).mul_(b2).addcmul_(g, g, value=1 - b2)
     state["exp_avg_sq"].index_copy_(0, rows, v)
-    p.index_copy_(0, rows, w)
+    # m / (sqrt(v) / bc2 + eps) = bc2 · m / (sqrt(v) + eps · bc2), computed in m's and v's
+    # buffers and added to the rows in place: the weight rows are never gathered
+    p.index_add_(0, rows, m.div_(v.sqrt_().add_(eps * bc2_sqrt)),
+                 alpha=-step_size * bc2_sqrt)
 
 
 # ---------------------------------------------------------------- inputs
