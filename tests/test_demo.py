@@ -138,6 +138,17 @@ def test_time_to_reach_by_hand():
     assert time_to_reach({"only": {"valid_curve": [(1.0, 0.1)]}}) == {"only": 1.0}
 
 
+def test_subsample_keeps_the_named_rows():
+    from labelemb.demo import _subsample
+
+    rows = _subsample(100, 10, 0, keep=[7, 5, 7])
+    assert len(rows) == 10 and len(set(rows.tolist())) == 10
+    assert {5, 7} <= set(rows.tolist()) and (np.diff(rows) > 0).all()
+    assert not np.array_equal(rows, _subsample(100, 10, 1, keep=[7, 5]))
+    assert _subsample(5, 10, 0).tolist() == [0, 1, 2, 3, 4]
+    assert _subsample(5, None, 0).tolist() == [0, 1, 2, 3, 4]
+
+
 def test_default_recipe_is_make_models():
     import labelemb
     from labelemb.demo import default_recipe

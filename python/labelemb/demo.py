@@ -110,8 +110,7 @@ PROBES = {
     "debian-deps": ("python3", "libqt5core5a", "perl", "libgtk-3-0"),
 }
 #: Test samples shown when present (else drawn at random).
-SAMPLES = {"wordnet": ("violin.n.01", "poodle.n.01", "oak.n.02", "pneumonia.n.01",
-                       "sparrow.n.01", "sedan.n.01", "pizza.n.01")}
+SAMPLES = {"wordnet": ("guitar.n.01", "malaria.n.01", "cactus.n.01")}
 N_PROBES, N_NEIGHBORS, N_SAMPLES = 5, 5, 3
 
 
@@ -153,10 +152,14 @@ def load_text_data(data: str, *, echo: Callable = print):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _subsample(n: int, limit: Optional[int], seed: int) -> np.ndarray:
+def _subsample(n: int, limit: Optional[int], seed: int, keep: Sequence[int] = ()) -> np.ndarray:
+    """``limit`` of ``range(n)`` drawn at random (all when None), ``keep`` among them."""
     if limit is None or limit >= n:
         return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+    keep = np.unique(np.asarray(keep, dtype=np.int64))[:limit]
+    rest = np.setdiff1d(np.arange(n), keep)
+    drawn = np.random.default_rng(seed).choice(rest, size=limit - len(keep), replace=False)
+    return np.sort(np.concatenate([keep, drawn]))
 
 
 def rank_metrics(indices: np.ndarray, Y, label_counts: np.ndarray, n_train: int) -> dict:
@@ -301,12 +304,18 @@ def format_table(results: Dict[str, dict], order: Sequence[str], default: str,
     lines += [
         f"Test figures on {n_test:,} test samples, at the epoch with the best validation "
         f"MAP@100 ('epoch': kept/trained).",
-        "'train s': training seconds (the recipes' epochs, plus the label embedding for the "
-        "recipes that use it; evaluation excluded).",
+        "'train s': training wall seconds on this machine (the recipes' epochs, plus the label "
+        "embedding for the recipes that use it; evaluation excluded).",
         "'reach s': training seconds until the validation MAP@100 first reaches the best of "
         "the other rows ('never' within this budget).",
     ]
     return "\n".join(lines)
+
+
+def _shown(ids: Sequence[str], data: str) -> List[int]:
+    """Rows of the test samples shown by name (those of :data:`SAMPLES` present)."""
+    wanted = set(SAMPLES.get(data, ()))
+    return [i for i, s in enumerate(ids) if s in wanted][:N_SAMPLES]
 
 
 def _samples(ds, rows: np.ndarray, results: dict, method: str, data: str, seed: int,
@@ -485,7 +494,8 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     ds = load_text_data(data, echo=echo)
     rows = {"train": _subsample(ds.X_train.shape[0], budget.train_rows, seed),
             "valid": _subsample(ds.X_valid.shape[0], budget.valid_rows, seed + 1),
-            "test": _subsample(ds.X_test.shape[0], budget.test_rows, seed + 2)}
+            "test": _subsample(ds.X_test.shape[0], budget.test_rows, seed + 2,
+                               keep=_shown(ds.ids_test, data))}
     part = {"train": (ds.X_train, ds.Y_train), "valid": (ds.X_valid, ds.Y_valid),
             "test": (ds.X_test, ds.Y_test)}
     split = {p: (part[p][0][r], part[p][1][r]) for p, r in rows.items()}
@@ -578,6 +588,9 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     with atomic_write(path, "w") as f:
         json.dump(report, f, indent=1, default=_json_default)
     load = machine["load_average"]
+    if load and machine["cores"] and load[0] > machine["cores"]:
+        echo(f"\n(The machine was busy with other work: load average {load[0]:.1f} on "
+             f"{machine['cores']} cores; every time above is longer than on an idle machine.)")
     echo(f"\nWrote {path}" + (f" and {png}" if png else "") + f". {wall:.0f} s in all "
          f"({cpu:.0f} s of CPU in this process; {machine['cores']} cores"
          + (f", load average {load[0]:.1f} at the start" if load else "") + ").")
