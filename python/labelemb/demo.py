@@ -343,7 +343,8 @@ def _samples(ds, rows: np.ndarray, results: dict, method: str, data: str, seed: 
 def _format_samples(samples: List[dict], method: str) -> str:
     lines = [f"A few test samples, top 5 of {method} ('+' marks a true label):"]
     for s in samples:
-        text = s["text"] if len(s["text"]) <= 110 else s["text"][:107] + "..."
+        text = " ".join(s["text"].split())  # one line, whatever the source's layout
+        text = text if len(text) <= 110 else text[:107] + "..."
         lines.append(f"  {s['id']}: {text}")
         lines.append("    predicted: " + ", ".join(("+" if ok else " ") + name
                                                    for name, ok in s["predicted"]))
