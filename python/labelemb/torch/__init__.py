@@ -6,7 +6,7 @@ Step 5 of the method and its baseline, with one loop for both::
     from labelemb.torch import fit, make_model, mlp, predict
 
     emb = labelemb.fit_embeddings(Y_train, dim=256)
-    model = make_model(mlp(F, [512]), 512, embedding=emb)    # default: "hybrid" (best measured)
+    model = make_model(mlp(F, [512]), 512, embedding=emb)    # default: by label count
     paper = make_model(mlp(F, [512]), 512, "paper", embedding=emb)     # cosine proximity
     baseline = make_model(mlp(F, [512]), 512, "bce", n_labels=Y_train.shape[1])
     h = fit(model, (X_train, Y_train), emb, valid=(X_valid, Y_valid), epochs=10, lr=1e-3,
@@ -33,7 +33,7 @@ from .heads import EmbeddingHead, LogitHead, LowRankHead, find_head, make_model,
 from .history import History
 from .inference import evaluate, predict
 from .losses import CosineProximityLoss, sparse_bce_with_logits, sparse_softmax_cross_entropy
-from .recipes import RECIPES, Recipe
+from .recipes import RECIPES, Recipe, default_recipe
 from .sparse import SparseAdamW, SparseLinear
 from .train import fit
 
@@ -52,6 +52,7 @@ __all__ = [
     "SparseLinear",
     "TrainSettings",
     "collate_label_sets",
+    "default_recipe",
     "evaluate",
     "find_head",
     "fit",

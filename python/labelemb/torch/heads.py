@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._recipes import RECIPES, canonical_name
+from .._recipes import RECIPES, canonical_name, default_recipe
 from .._validation import check_bool, check_float, check_int
 from .data import _vectors_of
 from .sparse import SparseLinear
@@ -217,8 +217,9 @@ def mlp(in_features: int, hidden: Sequence[int] = (512,), *, dropout: float = 0.
     return nn.Sequential(*layers)
 
 
-def make_model(backbone: nn.Module, out_features: int, head: str = "hybrid", *, embedding=None,
-               n_labels: Optional[int] = None, **head_kwargs) -> nn.Sequential:
+def make_model(backbone: nn.Module, out_features: int, head: Optional[str] = None, *,
+               embedding=None, n_labels: Optional[int] = None,
+               **head_kwargs) -> nn.Sequential:
     """``nn.Sequential(backbone, head)`` for one of the recipes.
 
     Parameters
@@ -228,7 +229,7 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "hybrid", *, 
     out_features : int
         The backbone's output width.
     head : {"paper", "bce", "lowrank", "softmax", "lowrank-softmax", "hybrid", \
-"lowrank-hybrid"}
+"lowrank-hybrid"}, optional
         The recipe: ``"paper"``: :class:`EmbeddingHead` (needs ``embedding``); ``"bce"``,
         ``"softmax"`` and ``"hybrid"``: :class:`LogitHead` (needs ``n_labels`` or
         ``embedding``); ``"lowrank"``, ``"lowrank-softmax"`` and ``"lowrank-hybrid"``:
@@ -237,12 +238,16 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "hybrid", *, 
         labels, or the sum of both ("hybrid"). The head records it (``head.recipe``),
         so :func:`~labelemb.torch.fit` trains it with that recipe's loss.
 
-        The default, ``"hybrid"``, is the recipe that measured best overall against a
-        tuned sigmoid baseline (biases at log prior odds): +0.4% MAP@100 on debtags in
-        five seeds of five, and within the seed noise of the baseline on the Openclipart
-        images (benchmarks/README.md, "Recipes"). Its head does not use the label
-        vectors; ``"lowrank-*"`` heads start from them (cheaper epochs for large label
-        sets, a lead in the first epochs), ``"paper"`` regresses onto them.
+        None (the default) picks by the size of the label set (``n_labels``, else the
+        embedding's), with :func:`labelemb.torch.default_recipe`: ``"lowrank-softmax"``
+        from 2,000 labels on, ``"hybrid"`` below. On large label sets with sparse
+        TF-IDF inputs (WordNet, Debian dependencies: about 5,000 labels) the low-rank PMI
+        head with softmax cross-entropy measured best against a tuned sigmoid baseline,
+        in cheaper epochs (benchmarks/README.md, "Large label sets"); on debtags (593
+        labels) and the Openclipart images (411) ``"hybrid"`` did (+0.4% MAP@100 on
+        debtags in five seeds of five; "Recipes"). ``"hybrid"``'s head does not use the
+        label vectors; ``"lowrank-*"`` heads start from them, ``"paper"`` regresses onto
+        them.
 
     Examples
     --------
@@ -255,6 +260,16 @@ def make_model(backbone: nn.Module, out_features: int, head: str = "hybrid", *, 
     """
     if not isinstance(backbone, nn.Module):
         raise TypeError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
+    if head is None:
+        if n_labels is None and embedding is None:
+            raise ValueError("make_model needs n_labels= or embedding= (the default recipe "
+                             "depends on the number of labels)")
+        L = check_int(n_labels, "n_labels", lo=1) if n_labels is not None else \
+            _vectors_of(embedding).shape[0]
+        head = default_recipe(L)
+        if RECIPES[head].head != "logit" and embedding is None:
+            raise ValueError(f"the default recipe for {L} labels, {head!r}, needs embedding= "
+                             f"(a LabelEmbedding); pass one, or name a head such as 'hybrid'")
     head = canonical_name(head, "head")
     cls = HEAD_CLASSES[RECIPES[head].head]
     if cls is not LogitHead and embedding is None:

@@ -32,13 +32,14 @@ from .._recipes import (
     RECIPES,
     Recipe,
     canonical_name,
+    default_recipe,
 )
 from .data import SparseLabels, _vectors_of
 from .heads import HEAD_CLASSES, find_head
 from .losses import CosineProximityLoss, sparse_bce_with_logits, sparse_softmax_cross_entropy
 
-__all__ = ["ALIASES", "DEFAULT_RECIPE", "RECIPES", "Recipe", "get_recipe", "head_class",
-           "make_loss", "model_parts"]
+__all__ = ["ALIASES", "DEFAULT_RECIPE", "RECIPES", "Recipe", "default_recipe", "get_recipe",
+           "head_class", "make_loss", "model_parts"]
 
 # The recipe inferred for each head class: the first of its kind in the table.
 _INFERRED = {HEAD_CLASSES[kind]: next(r for r in RECIPES.values() if r.head == kind)

@@ -1,0 +1,119 @@
+"""The default recipe by the size of the label set (default_recipe, make_model), the recipe
+names, and the large-label default training and decoding sparse inputs."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+torch = pytest.importorskip("torch")
+
+import labelemb  # noqa: E402
+from labelemb import _recipes  # noqa: E402
+from labelemb.metrics import precision_at_k  # noqa: E402
+from labelemb.torch import (  # noqa: E402
+    RECIPES,
+    LogitHead,
+    LowRankHead,
+    default_recipe,
+    fit,
+    make_model,
+    mlp,
+    predict,
+)
+
+LARGE = _recipes.LARGE_LABEL_SET
+
+
+def test_recipe_names_are_stable():
+    assert tuple(RECIPES) == ("paper", "bce", "lowrank", "softmax", "lowrank-softmax",
+                              "hybrid", "lowrank-hybrid")
+    paper = RECIPES["paper"]  # the paper's recipe stays reproducible by name
+    assert (paper.objective, paper.decode, paper.head) == ("cosine", "nearest", "embedding")
+    large = RECIPES[_recipes.DEFAULT_RECIPE_LARGE]
+    assert (large.objective, large.decode, large.head) == ("softmax", "logits", "lowrank")
+    assert _recipes.DEFAULT_RECIPE == "hybrid"
+    assert _recipes.DEFAULT_RECIPE_LARGE == "lowrank-softmax"
+
+
+@pytest.mark.parametrize("n_labels, want", [
+    (None, "hybrid"), (1, "hybrid"), (411, "hybrid"), (593, "hybrid"), (LARGE - 1, "hybrid"),
+    (LARGE, "lowrank-softmax"), (4934, "lowrank-softmax"), (np.int64(5855), "lowrank-softmax"),
+    (10**6, "lowrank-softmax")])
+def test_default_recipe_by_label_count(n_labels, want):
+    assert default_recipe(n_labels) == want
+    assert default_recipe is _recipes.default_recipe
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-5, ValueError), (2.0, TypeError),
+                                        ("5000", TypeError), (True, TypeError)])
+def test_default_recipe_bad_arguments(bad, error):
+    with pytest.raises(error, match="n_labels"):
+        default_recipe(bad)
+
+
+def _vectors(n_labels, d=4, seed=0):
+    v = np.random.default_rng(seed).normal(size=(n_labels, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_make_model_default_follows_the_label_count():
+    small = make_model(mlp(5, [8]), 8, n_labels=LARGE - 1)
+    assert isinstance(small[1], LogitHead) and small[1].recipe == "hybrid"
+    small = make_model(mlp(5, [8]), 8, embedding=_vectors(LARGE - 1))
+    assert isinstance(small[1], LogitHead) and small[1].recipe == "hybrid"
+    large = make_model(mlp(5, [8]), 8, embedding=_vectors(LARGE))
+    assert isinstance(large[1], LowRankHead) and large[1].recipe == "lowrank-softmax"
+    assert large(torch.zeros(3, 5)).shape == (3, LARGE)
+    # n_labels, when given, is the label count the choice reads
+    large = make_model(mlp(5, [8]), 8, embedding=_vectors(LARGE), n_labels=LARGE)
+    assert large[1].recipe == "lowrank-softmax"
+    # a named recipe is never replaced
+    named = make_model(mlp(5, [8]), 8, "bce", embedding=_vectors(LARGE))
+    assert isinstance(named[1], LogitHead) and named[1].recipe == "bce"
+
+
+def test_make_model_default_bad_arguments():
+    with pytest.raises(ValueError, match="n_labels= or embedding="):
+        make_model(mlp(5, [8]), 8)
+    with pytest.raises(ValueError, match="'lowrank-softmax', needs embedding="):
+        make_model(mlp(5, [8]), 8, n_labels=LARGE)
+    with pytest.raises(ValueError, match="n_labels"):
+        make_model(mlp(5, [8]), 8, n_labels=0)
+    with pytest.raises(TypeError, match="n_labels"):
+        make_model(mlp(5, [8]), 8, n_labels=2.5)
+
+
+@pytest.fixture(scope="module")
+def large_sparse():
+    """A topic-structured set with LARGE labels and sparse non-negative features."""
+    d = labelemb.make_topic_labels(3000, LARGE, labels_per_sample=4, n_features=64,
+                                   feature_noise=0.5, seed=1)
+    X = sp.csr_matrix(np.maximum(d.features, 0.0).astype(np.float32))
+    Y = d.labels.tocsr()
+    return X[:2400], Y[:2400], X[2400:], Y[2400:]
+
+
+def test_large_default_trains_and_decodes_sparse_inputs(large_sparse):
+    X, Y, Xt, Yt = large_sparse
+    with warnings.catch_warnings():  # rare labels absent from these rows: zero vectors
+        warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
+        emb = labelemb.fit_embeddings(Y, dim=16, n_labels=LARGE, seed=0)
+    torch.manual_seed(0)
+    model = make_model(mlp(X.shape[1], [64], sparse=True), 64, embedding=emb)
+    head = model[1]
+    assert isinstance(head, LowRankHead) and head.recipe == "lowrank-softmax"
+    start = head.label_vectors.detach().clone()
+    h = fit(model, (X, Y), emb, valid=(Xt, Yt), epochs=3, lr=3e-3, batch_size=128,
+            device="cpu", progress=False)
+    assert h.recipe == "lowrank-softmax"
+    assert h.epochs[-1]["loss"] < h.epochs[0]["loss"]
+    assert not torch.equal(head.label_vectors.detach(), start)  # the vectors are learned
+    idx, scores = predict(model, Xt, emb, k=5, device="cpu")
+    assert idx.shape == (Xt.shape[0], 5) and np.all(np.diff(scores, axis=1) <= 0)
+    # it must rank far better than the most frequent labels
+    counts = np.asarray(Y.sum(axis=0)).ravel()
+    popular = np.tile(np.argsort(-counts, kind="stable")[:5], (Xt.shape[0], 1))
+    p5, p5_popular = precision_at_k(idx, Yt, 5), precision_at_k(popular, Yt, 5)
+    assert p5 > 2 * p5_popular and p5 > 0.2, (p5, p5_popular)
