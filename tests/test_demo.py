@@ -149,6 +149,23 @@ def test_subsample_keeps_the_named_rows():
     assert _subsample(5, None, 0).tolist() == [0, 1, 2, 3, 4]
 
 
+def test_keep_best_copies_the_best_epochs_weights():
+    import torch
+
+    from labelemb.demo import _KeepBest
+    from labelemb.torch import History
+
+    model, keep, h = torch.nn.Linear(2, 2), _KeepBest(), History()
+    for epoch, value in enumerate([0.2, float("nan"), 0.5, 0.4], 1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        h.epochs.append({"epoch": epoch, "map@100": value})
+        assert keep(h, model) is False
+    assert keep.epoch == 3 and keep.best == 0.5
+    assert torch.equal(keep.state["weight"], torch.full((2, 2), 3.0))
+    assert torch.equal(model.weight, torch.full((2, 2), 4.0))  # a copy, not the live tensor
+
+
 def test_default_recipe_is_make_models():
     import labelemb
     from labelemb.demo import default_recipe

@@ -183,7 +183,7 @@ class _KeepBest:
 
     def __call__(self, history, model) -> bool:
         value = history.epochs[-1].get(self.key)
-        if value is not None and value > self.best:
+        if value is not None and math.isfinite(value) and value > self.best:
             self.best, self.epoch = value, int(history.epochs[-1]["epoch"])
             self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return False
@@ -245,7 +245,10 @@ def _train_recipe(recipe: str, emb, data: dict, budget: Budget, out_dir: str, *,
             batch_size=budget.batch_size, device=device, seed=seed, progress=progress,
             callbacks=[keep], recipe=recipe,
             log_path=os.path.join(out_dir, f"train-{recipe}.jsonl"))
-    model.load_state_dict(keep.state)
+    if keep.state is None:  # no finite validation figure: the last epoch is kept
+        keep.epoch = h.epochs[-1]["epoch"]
+    else:
+        model.load_state_dict(keep.state)
     idx, _ = predict(model, data["test"][0], emb, k=min(100, n_labels))
     # The label vectors are part of training for the recipes that use them.
     uses_vectors = RECIPES[recipe].head in ("embedding", "lowrank")
