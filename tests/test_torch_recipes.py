@@ -35,7 +35,8 @@ def emb():
 
 
 def test_one_table_for_api_cli_and_demo():
-    from labelemb import cli, demo
+    from labelemb import cli
+    from labelemb import demo_images as demo
 
     assert tuple(RECIPES) == _recipes.recipe_names()
     assert RECIPES is _recipes.RECIPES
