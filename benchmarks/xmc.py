@@ -526,7 +526,8 @@ def markdown(summary: dict, split: Optional[Split] = None) -> str:
     for r in s["rows"]:
         note = ""
         if r["kind"] == "labelemb":
-            note = (f"lr {r['lr']:g}, best epoch {r['best_epoch']}/{len(r['epochs'])} "
+            grid = "/".join(f"{x:g}" for x in s["grid"].get(r["recipe"], [r["lr"]]))
+            note = (f"lr {r['lr']:g} (of {grid}), best epoch {r['best_epoch']}/{len(r['epochs'])} "
                     f"({r['train_time_all_epochs']:.0f} s all epochs), embedding "
                     f"{r['embed_time']:.1f} s; reaches the best peer: "
                     f"{_secs(r.get('to_best_peer'))}")
