@@ -356,14 +356,17 @@ def _format_samples(samples: List[dict], method: str) -> str:
     return "\n".join(lines)
 
 
-def _plot(results: dict, order: Sequence[str], path: str, title: str, echo) -> Optional[str]:
+def _plot(results: dict, order: Sequence[str], path: str, title: str, echo,
+          default: Optional[str] = None) -> Optional[str]:
     try:
         from .plot import history as plot_history
     except ImportError as e:  # pragma: no cover - matplotlib comes with the torch extra
         echo(f"(no plot: {e})")
         return None
-    runs = {m: results[m]["epochs"] for m in order if results[m]["kind"] == "recipe"}
-    chosen = {m: results[m]["chosen_epoch"] for m in runs}
+    shown = {m: f"{m} (default)" if m == default else m for m in order}
+    runs = {shown[m]: results[m]["epochs"] for m in order if results[m]["kind"] == "recipe"}
+    chosen = {shown[m]: results[m]["chosen_epoch"] for m in order
+              if results[m]["kind"] == "recipe"}
     points = {m: {"elapsed": results[m]["train_time"], **results[m]["valid"]}
               for m in order if results[m]["kind"] == "peer"}
     try:
@@ -568,7 +571,7 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
                        split["test"][1])
     echo("\n" + _format_samples(samples, recipes[0]))
     png = _plot(results, order, os.path.join(out_dir, "curves.png"),
-                f"labelemb demo on {data}: validation curves", echo)
+                f"labelemb demo on {data}: validation curves", echo, default)
 
     for res in results.values():
         res.pop("indices")

@@ -142,7 +142,7 @@ def history(runs: Mapping[str, object], path: Union[str, os.PathLike],
             if len(epochs) <= 20:
                 left.set_xticks(epochs)
         for ax in (left, right):
-            ax.set_ylabel(f"validation {m}")
+            ax.set_ylabel(f"validation {m.upper() if '@' in m else m}")
             ax.grid(alpha=0.3)
     axes[0, 1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
     note = "star: the epoch kept" if chosen else ""
