@@ -63,61 +63,76 @@ def _wordnet_or_synthetic(min_count: int, n_train=None):
             "synthetic topic set (L=200)")
 
 
-def _dense_topk(model, X, k: int, batch: int = 4096):
-    """Every label scored by the model's dense outputs, then torch.topk (the baseline)."""
+def _dense_topk(model, X, k: int, batch: int = 4096, at=None):
+    """Every label scored by the model's dense outputs, then torch.topk (the baseline).
+
+    With ``at`` (an (n, k) index array), also returns the dense outputs at those labels."""
     from labelemb.torch.sparse import csr_batch, first_sparse_layer
 
     sparse_layer = first_sparse_layer(model) is not None
     out_i = np.empty((X.shape[0], k), np.int64)
+    out_s = np.empty((X.shape[0], k), np.float32)
+    at_s = np.empty((X.shape[0], k), np.float32) if at is not None else None
     model.eval()
     with torch.no_grad():
         for a in range(0, X.shape[0], batch):
             rows = X[a:a + batch]
             x = csr_batch(rows) if sparse_layer else torch.from_numpy(rows.toarray())
-            _, i = torch.topk(model(x), k, dim=1)
-            out_i[a:a + len(i)] = i.numpy()
-    return out_i
+            out = model(x)
+            s, i = torch.topk(out, k, dim=1)
+            out_i[a:a + len(i)], out_s[a:a + len(i)] = i.numpy(), s.numpy()
+            if at is not None:
+                at_s[a:a + len(i)] = out.gather(1, torch.from_numpy(at[a:a + len(i)])).numpy()
+    return (out_i, out_s) if at is None else (out_i, out_s, at_s)
 
 
-def test_predict_against_dense_logits():
+@pytest.mark.parametrize("recipe", ["hybrid", "lowrank-hybrid"])
+def test_predict_against_dense_logits(recipe):
     torch.set_num_threads(THREADS)
     # the timings need a trained model, not the best one: a part of the training set
     Xtr, Ytr, Xv, Yv, Xte, _, name = _wordnet_or_synthetic(min_count=1, n_train=N_TRAIN)
     reps = -(-N_QUERIES // Xte.shape[0])
     Q = sp.vstack([Xte] * reps).tocsr()[:N_QUERIES]
-    for recipe in ("hybrid", "lowrank-hybrid"):
-        t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", labelemb.EmbeddingWarning)
-            clf = Classifier(recipe=recipe, hidden=(1024,) if FULL else (64,),
-                             dim=256 if FULL else 16, epochs=1,
-                             num_threads=THREADS).fit(Xtr, Ytr)
-        fit_s = time.perf_counter() - t0
-        for w in caught:
-            print(f"  ({recipe} fit: {w.message})")
-        got = {}
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", labelemb.EmbeddingWarning)
+        clf = Classifier(recipe=recipe, hidden=(1024,) if FULL else (64,),
+                         dim=256 if FULL else 16, epochs=1,
+                         num_threads=THREADS).fit(Xtr, Ytr)
+    fit_s = time.perf_counter() - t0
+    for w in caught:
+        print(f"  ({recipe} fit: {w.message})")
+    got = {}
 
-        def fast(clf=clf, got=got):
-            got["fast"] = clf.predict_topk(Q, K)[0]
+    def fast():
+        got["fast"] = clf.predict_topk(Q, K)[0]
 
-        def dense(clf=clf, got=got):
-            got["dense"] = _dense_topk(clf.model_, Q, K)
+    def dense():
+        _dense_topk(clf.model_, Q, K)
 
-        med = compare(f"predict n={Q.shape[0]} L={len(clf.classes_)} {recipe} k={K}",
-                      {"Classifier.predict_topk": fast,
-                       "dense outputs + torch.topk": dense},
-                      repeats=2 if FULL else 1,
-                      extra={"data": name, "fit seconds": round(fit_s, 1)})
-        same = float((got["fast"] == got["dense"]).all(axis=1).mean())
-        decoder = clf._cache["decoder"]
-        index = decoder.index
-        print(f"  rows with identical top-{K}: {same:.6f}; decoder: "
-              f"{'TopkIndex' if index is not None else 'topk'} on {decoder.vectors.shape}"
-              + (f", scored {index.last_scored_fraction_:.2f} of the scores"
-                 if index is not None else ""))
-        ratio = med["dense outputs + torch.topk"] / med["Classifier.predict_topk"]
-        print(f"  speed-up: {ratio:.2f}x")
-        assert same == 1.0
+    med = compare(f"predict n={Q.shape[0]} L={len(clf.classes_)} {recipe} k={K}",
+                  {"Classifier.predict_topk": fast,
+                   "dense outputs + torch.topk": dense},
+                  repeats=2 if FULL else 1,
+                  extra={"data": name, "fit seconds": round(fit_s, 1)})
+    # Labels with identical parameters (never seen in training, or always seen
+    # together) tie exactly: torch.topk orders them arbitrarily, labelemb.topk by id.
+    dense_i, dense_s, dense_at_fast = _dense_topk(clf.model_, Q, K, at=got["fast"])
+    same = (got["fast"] == dense_i).all(axis=1)
+    ties = ~same & (dense_at_fast == dense_s).all(axis=1)
+    near = ~same & ~ties & np.isclose(dense_at_fast, dense_s, rtol=1e-6,
+                                      atol=1e-6).all(axis=1)
+    decoder = clf._cache["decoder"]
+    index = decoder.index
+    print(f"  rows with identical top-{K}: {same.mean():.6f}; the same up to the order of "
+          f"exactly tied labels: {ties.mean():.6f}; up to float32 rounding of the dense "
+          f"outputs (|diff| <= 1e-6): {near.mean():.6f}")
+    print(f"  decoder: {'TopkIndex' if index is not None else 'topk'} on "
+          f"{decoder.vectors.shape}" + (f", scored {index.last_scored_fraction_:.2f} of "
+                                        "the scores" if index is not None else ""))
+    ratio = med["dense outputs + torch.topk"] / med["Classifier.predict_topk"]
+    print(f"  speed-up: {ratio:.2f}x")
+    assert (same | ties | near).all()
 
 
 def _hand_assembled(Xtr, Ytr, Xv, Yv, *, hidden, dim, epochs, seed):
