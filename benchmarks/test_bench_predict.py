@@ -137,11 +137,12 @@ def test_predict_against_dense_logits(recipe):
 
 def _hand_assembled(Xtr, Ytr, Xv, Yv, *, hidden, dim, epochs, seed):
     """The same model the Classifier builds, assembled from the public pieces."""
-    from labelemb.torch import fit, make_model, mlp
+    from labelemb.torch import RECIPES, default_recipe, fit, make_model, mlp
 
     emb = labelemb.fit_embeddings(Ytr, dim=dim, seed=seed)
+    recipe = default_recipe(Ytr.shape[1])  # the Classifier's default for this label set
     torch.manual_seed(seed)
-    model = make_model(mlp(Xtr.shape[1], hidden, sparse=True), hidden[-1], "hybrid",
+    model = make_model(mlp(Xtr.shape[1], hidden, sparse=True), hidden[-1], recipe,
                        embedding=emb)
     best = {"map": -1.0}
 
@@ -152,8 +153,8 @@ def _hand_assembled(Xtr, Ytr, Xv, Yv, *, hidden, dim, epochs, seed):
             best["map"] = rec[key]
             best["state"] = {k: t.detach().clone() for k, t in net.state_dict().items()}
 
-    fit(model, (Xtr, Ytr), emb, valid=(Xv, Yv), epochs=epochs, lr=1e-3, batch_size=256,
-        seed=seed, progress=False, callbacks=[keep_best])
+    fit(model, (Xtr, Ytr), emb, valid=(Xv, Yv), epochs=epochs, lr=RECIPES[recipe].lr,
+        batch_size=256, seed=seed, progress=False, callbacks=[keep_best])
     model.load_state_dict(best["state"])
     return model, emb
 
@@ -196,7 +197,8 @@ def test_fit_matches_the_hand_assembled_pipeline(dataset):
         round_trip = bool((back.predict_topk(Xte, K)[0] == clf.predict_topk(Xte, K)[0]).all())
     print(f"\n== Classifier().fit vs the hand-assembled pipeline, {name}  [{bench_size()} "
           f"sizes; {machine()}]")
-    print(f"  settings: {settings}; best epoch {clf.best_epoch_}; fit {t_clf:.1f} s "
+    print(f"  settings: {settings}, recipe {clf._architecture['recipe']}; best epoch "
+          f"{clf.best_epoch_}; fit {t_clf:.1f} s "
           f"(by hand {t_hand:.1f} s)")
     for key in ("precision@1", "precision@5", "ndcg@5", f"map@{min(100, L)}"):
         print(f"  {key:<12s} Classifier {ours[key]:.4f}   by hand {hand[key]:.4f}")
