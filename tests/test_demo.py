@@ -55,7 +55,7 @@ def test_small_demo_runs_offline(small_demo):
 
 
 def test_small_demo_report_schema(small_demo):
-    from labelemb.demo import _peer_module
+    from labelemb.peers import available
 
     rep = small_demo["report"]
     assert rep["format"] == "labelemb-demo-report" and rep["format_version"] == 2
@@ -63,9 +63,8 @@ def test_small_demo_report_schema(small_demo):
     default = rep["default_recipe"]
     assert order[:3] == [default] + [r for r in ("bce", "paper") if r != default][:2]
     peers = [m for m in order if rep["results"][m]["kind"] == "peer"]
-    module = _peer_module()
-    assert peers == ([] if module is None else module.available(
-        ("pecos-b10", "omikuji-parabel", "napkinxc-plt", "popularity"), echo=lambda m: None))
+    assert peers == available(("pecos-b10", "omikuji-parabel", "napkinxc-plt", "popularity"),
+                              echo=lambda m: None)
     assert set(rep["results"]) == set(order)
     assert rep["budget"]["epochs"] == 1 and rep["budget"]["train_rows"] == 300
     for name, r in rep["results"].items():
@@ -128,6 +127,24 @@ def test_small_demo_png(small_demo):
             assert os.path.exists(os.path.join(small_demo["out"], f"train-{m}.jsonl"))
 
 
+def test_text_demo_without_peers(tmp_path, capsys):
+    from labelemb.cli import main
+
+    out = str(tmp_path / "bce")
+    assert main(["demo", "-o", out, "--limit", "100", "--epochs", "2", "--recipes", "bce",
+                 "--peers", "none", "--no-progress", "--hidden", "16", "--dim", "8"]) == 0
+    printed = capsys.readouterr().out
+    with open(os.path.join(out, "report.json"), encoding="utf-8") as f:
+        report = json.load(f)
+    assert report["order"] == ["bce"] and report["budget"]["hidden"] == 16
+    r = report["results"]["bce"]
+    assert len(r["epochs"]) == 2 and r["chosen_epoch"] in (1, 2)
+    assert r["valid"]["map@100"] == max(e["map@100"] for e in r["epochs"])
+    assert r["time_to_reach"] is None  # no other row to reach
+    assert report["table"].splitlines()[2].split()[-1] == "-"
+    assert report["table"] in printed and "Peers" not in printed
+
+
 def test_time_to_reach_by_hand():
     from labelemb.demo import time_to_reach
 
@@ -135,7 +152,7 @@ def test_time_to_reach_by_hand():
                "b": {"valid_curve": [(4.0, 0.45)]},
                "c": {"valid_curve": [(0.5, 0.1), (1.5, 0.3)]}}
     assert time_to_reach(entries) == {"a": 2.0, "b": None, "c": None}
-    assert time_to_reach({"only": {"valid_curve": [(1.0, 0.1)]}}) == {"only": 1.0}
+    assert time_to_reach({"only": {"valid_curve": [(1.0, 0.1)]}}) == {"only": None}
 
 
 def test_subsample_keeps_the_named_rows():

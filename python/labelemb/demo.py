@@ -211,14 +211,13 @@ def _load() -> Optional[List[float]]:
 
 def time_to_reach(entries: Dict[str, dict], key: str = "valid_curve") -> Dict[str, object]:
     """Per method: the training seconds after which its validation figure first reaches the
-    best of the other methods (None when it never does). ``entries[m][key]`` lists
-    ``(cumulative training seconds, validation figure)``."""
+    best of the other methods (None when it never does, or has no other to reach).
+    ``entries[m][key]`` lists ``(cumulative training seconds, validation figure)``."""
     best = {m: max((v for _, v in e[key]), default=-math.inf) for m, e in entries.items()}
     out: Dict[str, object] = {}
     for m, e in entries.items():
         others = [b for o, b in best.items() if o != m]
-        target = max(others) if others else -math.inf
-        out[m] = next((t for t, v in e[key] if v >= target), None)
+        out[m] = next((t for t, v in e[key] if v >= max(others)), None) if others else None
     return out
 
 
@@ -287,8 +286,8 @@ def _run_peer(name: str, data: dict, threads: int) -> dict:
 # ----------------------------------------------------------------------------- report
 
 
-def _fmt_reach(t) -> str:
-    return "never" if t is None else f"{t:.1f}"
+def _fmt_reach(t, alone: bool) -> str:
+    return "-" if alone else "never" if t is None else f"{t:.1f}"
 
 
 def format_table(results: Dict[str, dict], order: Sequence[str], default: str,
@@ -302,8 +301,9 @@ def format_table(results: Dict[str, dict], order: Sequence[str], default: str,
     for m in order:
         r = results[m]
         ep = "-" if r["chosen_epoch"] is None else f"{r['chosen_epoch']}/{len(r['epochs'])}"
+        reach = _fmt_reach(r["time_to_reach"], len(order) == 1)
         lines.append(f"{names[m]:<{w}s}" + "".join(f"{r['test'][c]:8.3f}" for c in METRICS)
-                     + f"{ep:>7s}{r['train_time']:9.1f}  {_fmt_reach(r['time_to_reach'])}")
+                     + f"{ep:>7s}{r['train_time']:9.1f}  {reach}")
     lines += [
         f"Test figures on {n_test:,} test samples, at the epoch with the best validation "
         f"MAP@100 ('epoch': kept/trained).",
@@ -458,25 +458,17 @@ def _run_demo(out_dir, data, epochs, limit, recipes, peers, dim, hidden, batch_s
                          seed=seed, progress=progress, echo=echo)
 
 
-def _peer_module():
-    try:
-        from . import peers
-    except ImportError:  # pragma: no cover - labelemb.peers ships with the package
-        return None
-    return peers
-
-
 def _check_names(recipes, peers) -> None:
-    peer_module = _peer_module()
+    from .peers import PEERS
+
     for r in recipes or ():
         if r not in RECIPES:
             raise ValueError(f"unknown recipe {r!r}; choose from {', '.join(RECIPES)}")
     if recipes is not None and not recipes:
         raise ValueError("recipes is empty; name at least one recipe")
-    known = peer_module.PEERS if peer_module is not None else ()
     for p in peers or ():
-        if p not in known:
-            raise ValueError(f"unknown peer {p!r}; choose from {', '.join(known)}")
+        if p not in PEERS:
+            raise ValueError(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
 
 
 def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
@@ -487,14 +479,14 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     """The text demo with an explicit :class:`Budget` (see :func:`run_demo`)."""
     from . import fit_embeddings
     from .embedding import EmbeddingWarning
+    from .peers import available
 
     t0, c0 = time.perf_counter(), time.process_time()
     machine = _machine()
     budget = BUDGETS[data] if budget is None else budget
     _check_names(recipes, peers)
-    peer_module = _peer_module()
-    peer_names = [] if peer_module is None else peer_module.available(
-        DEFAULT_PEERS if peers is None else tuple(peers), echo=lambda msg: echo(f"({msg})"))
+    peer_names = available(DEFAULT_PEERS if peers is None else tuple(peers),
+                           echo=lambda msg: echo(f"({msg})"))
     os.makedirs(out_dir, exist_ok=True)
 
     echo(f"Loading {data} (TF-IDF fitted on the training split)...")
