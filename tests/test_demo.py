@@ -146,7 +146,7 @@ def test_text_demo_without_peers(tmp_path, capsys):
 
 
 def test_time_to_reach_by_hand():
-    from labelemb.demo import time_to_reach
+    from labelemb.demo_report import time_to_reach
 
     entries = {"a": {"valid_curve": [(1.0, 0.2), (2.0, 0.5), (3.0, 0.6)]},
                "b": {"valid_curve": [(4.0, 0.45)]},

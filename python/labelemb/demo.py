@@ -41,15 +41,25 @@ from ._io import atomic_write
 from ._recipes import RECIPES
 from ._validation import check_choice, check_int
 from .demo_images import run_image_demo, shift_flip, small_cnn
+from .demo_report import (
+    TARGET,
+    format_samples,
+    format_table,
+    json_default,
+    load_average,
+    machine_info,
+    pick_samples,
+    plot_curves,
+    rank_metrics,
+    time_to_reach,
+    torch_threads,
+)
 
 __all__ = ["BUDGETS", "DATA_SETS", "Budget", "default_recipe", "load_text_data", "run_demo",
            "run_text_demo", "shift_flip", "small_cnn"]
 
 DATA_SETS = ("wordnet", "openclipart", "debtags", "debian-deps")
 TEXT_DATA = ("wordnet", "debtags", "debian-deps")
-#: The figure that chooses each recipe's epoch and defines "the others' best".
-TARGET = "map@100"
-METRICS = ("p@1", "p@5", "ndcg@5", "map@100", "psp@5")
 #: Peers tried by default: one per package, and the popularity floor.
 DEFAULT_PEERS = ("pecos-b10", "omikuji-parabel", "napkinxc-plt", "popularity")
 PEER_TITLES = {"pecos-b10": "PECOS XR-Linear (beam 10)", "pecos-b50": "PECOS XR-Linear (beam 50)",
@@ -162,18 +172,6 @@ def _subsample(n: int, limit: Optional[int], seed: int, keep: Sequence[int] = ()
     return np.sort(np.concatenate([keep, drawn]))
 
 
-def rank_metrics(indices: np.ndarray, Y, label_counts: np.ndarray, n_train: int) -> dict:
-    """The table's figures of a top-100 index matrix against the true label rows."""
-    from . import metrics
-
-    L = Y.shape[1]
-    k5, K = min(5, L), min(100, L, indices.shape[1])
-    r = metrics.report(indices[:, :K], Y, ks=sorted({1, k5, K}), n_labels=L,
-                       label_counts=label_counts, n_train=max(3, n_train))
-    return {"p@1": r["precision@1"], "p@5": r[f"precision@{k5}"], "ndcg@5": r[f"ndcg@{k5}"],
-            "map@100": r[f"map@{K}"], "psp@5": r[f"psp@{k5}"]}
-
-
 class _KeepBest:
     """A ``fit`` callback that copies the weights whenever the validation figure improves
     (after the epoch's training time is taken, so the copy is not counted as training)."""
@@ -187,38 +185,6 @@ class _KeepBest:
             self.best, self.epoch = value, int(history.epochs[-1]["epoch"])
             self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return False
-
-
-def _machine() -> dict:
-    cpu = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f
-                        if line.lower().startswith("model name")), None)
-    except OSError:
-        pass
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-           if k in os.environ}
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_average": _load(), "env": env}
-
-
-def _load() -> Optional[List[float]]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover - not on every platform
-        return None
-
-
-def time_to_reach(entries: Dict[str, dict], key: str = "valid_curve") -> Dict[str, object]:
-    """Per method: the training seconds after which its validation figure first reaches the
-    best of the other methods (None when it never does, or has no other to reach).
-    ``entries[m][key]`` lists ``(cumulative training seconds, validation figure)``."""
-    best = {m: max((v for _, v in e[key]), default=-math.inf) for m, e in entries.items()}
-    out: Dict[str, object] = {}
-    for m, e in entries.items():
-        others = [b for o, b in best.items() if o != m]
-        out[m] = next((t for t, v in e[key] if v >= max(others)), None) if others else None
-    return out
 
 
 # ----------------------------------------------------------------------------- methods
@@ -286,95 +252,10 @@ def _run_peer(name: str, data: dict, threads: int) -> dict:
 # ----------------------------------------------------------------------------- report
 
 
-def _fmt_reach(t, alone: bool) -> str:
-    return "-" if alone else "never" if t is None else f"{t:.1f}"
-
-
-def format_table(results: Dict[str, dict], order: Sequence[str], default: str,
-                 n_test: int) -> str:
-    """The demo's one table: test figures at the chosen epoch, training and reach times."""
-    names = {m: f"{m} (default)" if m == default else m for m in order}
-    w = max(22, *(len(s) for s in names.values())) + 2
-    head = (f"{'method':<{w}s}" + "".join(f"{c.upper():>8s}" for c in METRICS)
-            + f"{'epoch':>7s}{'train s':>9s}  reach s")
-    lines = [head, "-" * len(head)]
-    for m in order:
-        r = results[m]
-        ep = "-" if r["chosen_epoch"] is None else f"{r['chosen_epoch']}/{len(r['epochs'])}"
-        reach = _fmt_reach(r["time_to_reach"], len(order) == 1)
-        lines.append(f"{names[m]:<{w}s}" + "".join(f"{r['test'][c]:8.3f}" for c in METRICS)
-                     + f"{ep:>7s}{r['train_time']:9.1f}  {reach}")
-    lines += [
-        f"Test figures on {n_test:,} test samples, at the epoch with the best validation "
-        f"MAP@100 ('epoch': kept/trained).",
-        "'train s': training wall seconds on this machine (the recipes' epochs, plus the label "
-        "embedding for the recipes that use it; evaluation excluded).",
-        "'reach s': training seconds until the validation MAP@100 first reaches the best of "
-        "the other rows ('never' within this budget).",
-    ]
-    return "\n".join(lines)
-
-
 def _shown(ids: Sequence[str], data: str) -> List[int]:
     """Rows of the test samples shown by name (those of :data:`SAMPLES` present)."""
     wanted = set(SAMPLES.get(data, ()))
     return [i for i, s in enumerate(ids) if s in wanted][:N_SAMPLES]
-
-
-def _samples(ds, rows: np.ndarray, results: dict, method: str, data: str, seed: int,
-             label_names: Sequence[str], Y) -> List[dict]:
-    ids = [ds.ids_test[i] for i in rows]
-    where = {s: j for j, s in enumerate(ids)}
-    picks = [where[s] for s in SAMPLES.get(data, ()) if s in where][:N_SAMPLES]
-    rng = np.random.default_rng(seed)
-    for j in rng.permutation(len(rows)):
-        if len(picks) >= N_SAMPLES:
-            break
-        if int(j) not in picks:
-            picks.append(int(j))
-    idx = results[method]["indices"]
-    out = []
-    for j in picks:
-        true = set(Y.indices[Y.indptr[j]:Y.indptr[j + 1]].tolist())
-        pred = [int(i) for i in idx[j, :5] if i >= 0]
-        out.append({"id": ids[j], "text": ds.texts_test[rows[j]],
-                    "predicted": [[label_names[i], i in true] for i in pred],
-                    "true": sorted(label_names[i] for i in true)})
-    return out
-
-
-def _format_samples(samples: List[dict], method: str) -> str:
-    lines = [f"A few test samples, top 5 of {method} ('+' marks a true label):"]
-    for s in samples:
-        text = " ".join(s["text"].split())  # one line, whatever the source's layout
-        text = text if len(text) <= 110 else text[:107] + "..."
-        lines.append(f"  {s['id']}: {text}")
-        lines.append("    predicted: " + ", ".join(("+" if ok else " ") + name
-                                                   for name, ok in s["predicted"]))
-        true = s["true"][:8] + (["..."] if len(s["true"]) > 8 else [])
-        lines.append(f"    true ({len(s['true'])}): " + ", ".join(true))
-    return "\n".join(lines)
-
-
-def _plot(results: dict, order: Sequence[str], path: str, title: str, echo,
-          default: Optional[str] = None) -> Optional[str]:
-    try:
-        from .plot import history as plot_history
-    except ImportError as e:  # pragma: no cover - matplotlib comes with the torch extra
-        echo(f"(no plot: {e})")
-        return None
-    shown = {m: f"{m} (default)" if m == default else m for m in order}
-    runs = {shown[m]: results[m]["epochs"] for m in order if results[m]["kind"] == "recipe"}
-    chosen = {shown[m]: results[m]["chosen_epoch"] for m in order
-              if results[m]["kind"] == "recipe"}
-    points = {m: {"elapsed": results[m]["train_time"], **results[m]["valid"]}
-              for m in order if results[m]["kind"] == "peer"}
-    try:
-        return plot_history(runs, path, metrics=("map@100", "p@5"), chosen=chosen,
-                            points=points, title=title)
-    except ImportError as e:  # matplotlib missing
-        echo(f"(no plot: {e})")
-        return None
 
 
 # ----------------------------------------------------------------------------- runs
@@ -482,7 +363,7 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     from .peers import available
 
     t0, c0 = time.perf_counter(), time.process_time()
-    machine = _machine()
+    machine = machine_info()
     budget = BUDGETS[data] if budget is None else budget
     _check_names(recipes, peers)
     peer_names = available(DEFAULT_PEERS if peers is None else tuple(peers),
@@ -559,17 +440,18 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     order = list(recipes) + peer_names
     table = format_table(results, order, default, n["test"])
     echo("\n" + table)
-    samples = _samples(ds, rows["test"], results, recipes[0], data, seed, label_names,
-                       split["test"][1])
-    echo("\n" + _format_samples(samples, recipes[0]))
-    png = _plot(results, order, os.path.join(out_dir, "curves.png"),
+    ids, texts = ([part[i] for i in rows["test"]] for part in (ds.ids_test, ds.texts_test))
+    samples = pick_samples(ids, texts, results[recipes[0]]["indices"], split["test"][1],
+                           label_names, SAMPLES.get(data, ()), N_SAMPLES, seed)
+    echo("\n" + format_samples(samples, recipes[0]))
+    png = plot_curves(results, order, os.path.join(out_dir, "curves.png"),
                 f"labelemb demo on {data}: validation curves", echo, default)
 
     for res in results.values():
         res.pop("indices")
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    machine["load_average_end"] = _load()
-    machine["torch_threads"] = _torch_threads()
+    machine["load_average_end"] = load_average()
+    machine["torch_threads"] = torch_threads()
     report = {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "data": {
             "name": data, "source": ds.source, "labels": ds.n_labels,
@@ -585,7 +467,7 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     }
     path = os.path.join(out_dir, "report.json")
     with atomic_write(path, "w") as f:
-        json.dump(report, f, indent=1, default=_json_default)
+        json.dump(report, f, indent=1, default=json_default)
     load = machine["load_average"]
     if load and machine["cores"] and load[0] > machine["cores"]:
         echo(f"\n(The machine was busy with other work: load average {load[0]:.1f} on "
@@ -596,16 +478,3 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     return report
 
 
-def _torch_threads() -> Optional[int]:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch.get_num_threads() if torch is not None else None
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
