@@ -117,3 +117,57 @@ def test_large_default_trains_and_decodes_sparse_inputs(large_sparse):
     popular = np.tile(np.argsort(-counts, kind="stable")[:5], (Xt.shape[0], 1))
     p5, p5_popular = precision_at_k(idx, Yt, 5), precision_at_k(popular, Yt, 5)
     assert p5 > 2 * p5_popular and p5 > 0.2, (p5, p5_popular)
+
+
+@pytest.fixture(scope="module")
+def every_label():
+    """600 rows of 20 random labels, every one of LARGE labels on 6 rows; random sparse
+    rows."""
+    n, k = 600, 20
+    rng = np.random.default_rng(0)
+    cols = np.sort(np.concatenate([rng.permutation(LARGE) for _ in range(n * k // LARGE)])
+                   .reshape(n, k), axis=1)
+    Y = sp.csr_matrix((np.ones(k * n, np.float32), cols.ravel(), np.arange(0, k * n + 1, k)),
+                      shape=(n, LARGE))
+    X = sp.random(n, 40, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+    return X, Y
+
+
+@pytest.fixture(scope="module")
+def large_files(tmp_path_factory, every_label):
+    X, Y = every_label
+    d = tmp_path_factory.mktemp("large")
+    sp.save_npz(d / "X.npz", X)
+    sp.save_npz(d / "Y.npz", Y)
+    sp.save_npz(d / "Y_small.npz", Y[:, :50])
+    return d
+
+
+@pytest.mark.parametrize("labels, want", [("Y.npz", "lowrank-softmax"),
+                                          ("Y_small.npz", "hybrid")])
+def test_cli_train_default_follows_the_label_count(large_files, tmp_path, capsys, labels,
+                                                    want):
+    from labelemb.cli import main
+
+    code = main(["train", str(large_files / "X.npz"), str(large_files / labels), "-o",
+                 str(tmp_path / "m.pt"), "--epochs", "1", "--dim", "8", "--hidden", "16",
+                 "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"trained {want} model" in out
+
+
+def test_classifier_default_follows_the_label_count(every_label):
+    from labelemb import Classifier
+    from labelemb.torch import find_head
+
+    X, Y = every_label
+
+    def fit(Y, **kw):
+        with warnings.catch_warnings():  # random label sets: a few labels get zero vectors
+            warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
+            return Classifier(dim=8, hidden=(16,), epochs=1, progress=False, **kw).fit(X, Y)
+
+    assert find_head(fit(Y).model_).recipe == "lowrank-softmax"
+    assert find_head(fit(Y[:, :50]).model_).recipe == "hybrid"
+    assert find_head(fit(Y, recipe="bce").model_).recipe == "bce"  # a named one is kept

@@ -28,7 +28,7 @@ from torch import nn
 
 from . import metrics
 from ._inputs import check_width, features, label_sets, texts
-from ._recipes import DEFAULT_RECIPE, RECIPES, canonical_name
+from ._recipes import DEFAULT_RECIPE, RECIPES, canonical_name, default_recipe
 from ._validation import check_bool, check_float, check_int, check_threads
 from .embedding import LabelEmbedding, fit_embeddings
 from .text import TextFeatures
@@ -95,7 +95,9 @@ class Classifier(_Params, _Base):
     recipe : str, optional
         A recipe name (``"paper"``, ``"bce"``, ``"lowrank"``, ``"softmax"``,
         ``"lowrank-softmax"``, ``"hybrid"``, ``"lowrank-hybrid"``): the head and loss (see
-        :func:`labelemb.torch.make_model`). None: the project default, ``"hybrid"``.
+        :func:`labelemb.torch.make_model`). None: the default for the size of the label
+        set (:func:`labelemb.torch.default_recipe`: ``"lowrank-softmax"`` from 2,000
+        labels on, ``"hybrid"`` below).
     dim : int, default 256
         Label embedding dimension (clipped to ``L - 1`` for small label sets).
     hidden : sequence of int, default (1024,)
@@ -255,6 +257,9 @@ class Classifier(_Params, _Base):
             raise ValueError(f"Y has {L} label(s); a multi-label model needs at least 2")
         if Y.nnz == 0:
             raise ValueError("Y has no labels at all; every sample's label set is empty")
+        if self.recipe is None:  # the default recipe depends on the size of the label set
+            s["recipe"] = default_recipe(L)
+            s["lr"] = RECIPES[s["recipe"]].lr if self.lr is None else s["lr"]
         valid = None
         if X_valid is not None:
             Xv = features(X_valid, "X_valid", text_features, images=self.backbone is not None)

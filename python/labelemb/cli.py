@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._recipes import DEFAULT_RECIPE, recipe_names
+from ._recipes import DEFAULT_RECIPE, DEFAULT_RECIPE_LARGE, LARGE_LABEL_SET, recipe_names
 
 try:  # the shared reader, when this build has it
     from .formats import read_label_list
@@ -200,14 +200,15 @@ def neighbors(args: argparse.Namespace) -> int:
              "separated by --delimiter, names or integer ids) or a CSR .npz "
              "(scipy.sparse.save_npz)"),
     arg("-o", "--output", required=True, metavar="MODEL.pt", help="where to save the model"),
-    arg("--objective", choices=recipe_names(aliases=True), default=DEFAULT_RECIPE,
+    arg("--objective", choices=recipe_names(aliases=True), default=None,
         help="paper: regress onto the label embedding with cosine proximity (the paper; "
              "'embedding' is its former name, deprecated); bce: one sigmoid output per "
              "label (the usual baseline); lowrank: "
              "sigmoid outputs through the embedding; softmax, lowrank-softmax: the same "
              "two heads trained with softmax cross-entropy over all labels; hybrid, "
-             "lowrank-hybrid: with the sum of both losses (default hybrid, the best "
-             "measured overall)"),
+             "lowrank-hybrid: with the sum of both losses (default: by the number of "
+             f"labels, {DEFAULT_RECIPE_LARGE} from {LARGE_LABEL_SET} on, {DEFAULT_RECIPE} "
+             "below; the best measured at each size)"),
     arg("--embedding", metavar="EMB.npz",
         help="label embedding from 'labelemb fit' (default: fit one on the training labels)"),
     arg("--dim", type=int, default=256, help="dimension of that embedding (default 256)"),

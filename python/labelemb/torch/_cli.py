@@ -22,7 +22,7 @@ import torch
 import labelemb
 from labelemb._io import atomic_write
 
-from .._recipes import ALIASES, RECIPES, deprecation_message
+from .._recipes import ALIASES, RECIPES, default_recipe, deprecation_message
 from .._validation import check_float, check_int
 from .device import resolve_device
 from .heads import find_head, make_model, mlp
@@ -227,6 +227,8 @@ def train_command(args) -> int:
         train, valid = (X[t], Y[t]), (X[v], Y[v])
     else:
         train, valid = (X, Y), None
+    if args.objective is None:  # the default depends on the size of the label set
+        args.objective = default_recipe(int(Y.shape[1]))
     if args.objective in ALIASES:
         print(f"labelemb: {deprecation_message(args.objective, '--objective')}",
               file=sys.stderr)
