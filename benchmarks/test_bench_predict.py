@@ -204,6 +204,13 @@ def test_fit_matches_the_hand_assembled_pipeline(dataset):
         print(f"  {key:<12s} Classifier {ours[key]:.4f}   by hand {hand[key]:.4f}")
     print(f"  model file {size / 2**20:.1f} MiB; save + load gives identical top-{K}: "
           f"{round_trip}")
+    same_weights = all(torch.equal(v, clf.model_.state_dict()[k].cpu())
+                       for k, v in model.state_dict().items())
+    print(f"  trained weights identical: {same_weights}")
+    assert same_weights
+    # The same weights; the metrics may differ in the last digits only where labels tie
+    # (labels unseen in training share their parameters): torch.topk, which the
+    # hand-assembled evaluation uses, orders ties arbitrarily, the exact decoder by id.
     for key in ("precision@1", "precision@5", "ndcg@5", f"map@{min(100, L)}"):
-        assert ours[key] == pytest.approx(hand[key], abs=1e-6), key
+        assert ours[key] == pytest.approx(hand[key], abs=1e-5), key
     assert round_trip
