@@ -271,6 +271,55 @@ PLANS = {
 }
 
 
+# ---------------------------------------------------------------- cost of a step
+def step_times(data: str, recipes: Sequence[str] = ("bce", "lowrank-softmax", "hybrid"),
+               steps: int = 20, rounds: int = 3) -> Dict[str, float]:
+    """Median seconds per training step (forward, loss, backward, optimizer) of each recipe
+    on the same sparse MLP and the same batches of ``data``, recipes interleaved per round
+    (the cost of an epoch is ``steps per epoch x`` this)."""
+    import warnings
+
+    import torch
+
+    import labelemb
+    from labelemb.torch.data import SparseLabels
+    from labelemb.torch.optim import make_optimizer
+    from labelemb.torch.recipes import RECIPES as TABLE
+    from labelemb.torch.recipes import make_loss
+    from labelemb.torch.sparse import csr_batch
+
+    torch.set_num_threads(THREADS)
+    split = load(data)
+    L = split.Y_train.shape[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
+        emb = labelemb.fit_embeddings(split.Y_train, dim=BASE["dim"], n_labels=L,
+                                      num_threads=THREADS)
+    bs, rng = BASE["batch_size"], np.random.default_rng(0)
+    rows = [np.sort(rng.choice(split.X_train.shape[0], bs, replace=False))
+            for _ in range(steps)]
+    batches = [(csr_batch(split.X_train[r]), SparseLabels.from_scipy(split.Y_train[r]))
+               for r in rows]
+    models = {r: build(split, spec(r, 1e-3), emb) for r in recipes}
+    for m in models.values():
+        head = m[1]
+        if hasattr(head, "init_prior"):
+            head.init_prior(split.counts, split.X_train.shape[0])
+    opts = {r: make_optimizer("adamw", m, 1e-3, 0.0) for r, m in models.items()}
+    losses = {r: make_loss(TABLE[r]) for r in recipes}
+    times: Dict[str, List[float]] = {r: [] for r in recipes}
+    for _ in range(rounds):
+        for r in recipes:
+            t = time.perf_counter()
+            for x, y in batches:
+                loss, _ = losses[r](models[r](x), y)
+                opts[r].zero_grad(set_to_none=True)
+                loss.backward()
+                opts[r].step()
+            times[r].append((time.perf_counter() - t) / steps)
+    return {r: float(np.median(v)) for r, v in times.items()}
+
+
 # ---------------------------------------------------------------- report
 def _records(data: str, directory: str = RESULTS) -> List[dict]:
     path = os.path.join(directory, f"xmc_recipes_{bench_size()}_{data}.jsonl")
@@ -352,12 +401,18 @@ def write_report(datas: Sequence[str], directory: str = RESULTS) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=("peers", "report", *PLANS))
+    ap.add_argument("command", choices=("peers", "report", "steps", *PLANS))
     ap.add_argument("data", choices=(*DATA, "all"))
     ap.add_argument("--peers", nargs="+", default=None, help="peers to run (default all)")
     a = ap.parse_args(argv)
     if a.command == "peers":
         run(a.data, xmc.peer_specs(a.peers))
+    elif a.command == "steps":
+        out = step_times(a.data)
+        print(json.dumps({"data": a.data, "load": os.getloadavg()[0], **out}))
+        with open(os.path.join(RESULTS, f"xmc_recipes_{bench_size()}_steps.jsonl"), "a",
+                  encoding="utf-8") as f:
+            f.write(json.dumps({"data": a.data, "threads": THREADS, **out}) + "\n")
     elif a.command == "report":
         print(write_report(DATA if a.data == "all" else [a.data]))
     elif a.command in PLANS:
