@@ -396,7 +396,10 @@ def test_cli_xc_fit_model_and_predict(data, tmp_path, capsys):
     write_xc(train, sp.csr_matrix(X), Y)
     write_xc(test, sp.csr_matrix(Xv), Yv)
     model = tmp_path / "model.npz"
-    assert main(["fit-model", str(train), "-o", str(model), *CLI_SMALL]) == 0
+    capsys.readouterr()
+    assert main(["fit-model", str(train), "-o", str(model),
+                 *[a for a in CLI_SMALL if a != "--no-progress"]]) == 0
+    assert capsys.readouterr() == ("", "")  # -q: no progress bars either
     clf = Classifier.load(model)
     assert clf.n_features_in_ == 16 and len(clf.classes_) == 24
     assert len(clf.history_) == 2 and "map@24" in clf.history_.epochs[0]  # 10% held out

@@ -60,7 +60,7 @@ def fit_model_command(args) -> int:
                      dropout=args.dropout, epochs=args.epochs, lr=args.lr,
                      batch_size=args.batch_size, patience=args.patience,
                      text=args.labels is not None, device=args.device, seed=args.seed,
-                     num_threads=args.threads, progress=not args.no_progress)
+                     num_threads=args.threads, progress=not (args.no_progress or args.quiet))
     clf._settings()  # a typo in a setting must not cost reading the data
     if not os.path.isfile(args.data):
         raise ValueError(f"no such file: {args.data!r}")
