@@ -1,5 +1,6 @@
-"""The default recipe by the size of the label set (default_recipe, make_model), the recipe
-names, and the large-label default training and decoding sparse inputs."""
+"""The default recipe by the size of the label set and the input kind (default_recipe,
+make_model, labelemb train, Classifier), the recipe names, and the default training and
+decoding sparse inputs."""
 
 import warnings
 
@@ -43,6 +44,8 @@ def test_recipe_names_are_stable():
     (10**6, "lowrank-softmax")])
 def test_default_recipe_by_label_count(n_labels, want):
     assert default_recipe(n_labels) == want
+    assert default_recipe(n_labels, sparse=False) == want
+    assert default_recipe(n_labels, True) == "lowrank-softmax"  # sparse rows: at any count
     assert default_recipe is _recipes.default_recipe
 
 
@@ -51,6 +54,14 @@ def test_default_recipe_by_label_count(n_labels, want):
 def test_default_recipe_bad_arguments(bad, error):
     with pytest.raises(error, match="n_labels"):
         default_recipe(bad)
+    with pytest.raises(error, match="n_labels"):
+        default_recipe(bad, sparse=True)
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None, 0.0])
+def test_default_recipe_bad_sparse(bad):
+    with pytest.raises(TypeError, match="sparse must be True or False"):
+        default_recipe(100, sparse=bad)
 
 
 def _vectors(n_labels, d=4, seed=0):
@@ -69,6 +80,9 @@ def test_make_model_default_follows_the_label_count():
     # n_labels, when given, is the label count the choice reads
     large = make_model(mlp(5, [8]), 8, embedding=_vectors(LARGE), n_labels=LARGE)
     assert large[1].recipe == "lowrank-softmax"
+    # a sparse first layer (TF-IDF rows): the low-rank head at any label count
+    sparse = make_model(mlp(5, [8], sparse=True), 8, embedding=_vectors(40))
+    assert isinstance(sparse[1], LowRankHead) and sparse[1].recipe == "lowrank-softmax"
     # a named recipe is never replaced
     named = make_model(mlp(5, [8]), 8, "bce", embedding=_vectors(LARGE))
     assert isinstance(named[1], LogitHead) and named[1].recipe == "bce"
@@ -79,6 +93,9 @@ def test_make_model_default_bad_arguments():
         make_model(mlp(5, [8]), 8)
     with pytest.raises(ValueError, match="'lowrank-softmax', needs embedding="):
         make_model(mlp(5, [8]), 8, n_labels=LARGE)
+    with pytest.raises(ValueError, match="40 labels and sparse inputs, 'lowrank-softmax', "
+                                         "needs embedding="):
+        make_model(mlp(5, [8], sparse=True), 8, n_labels=40)
     with pytest.raises(ValueError, match="n_labels"):
         make_model(mlp(5, [8]), 8, n_labels=0)
     with pytest.raises(TypeError, match="n_labels"):
@@ -138,20 +155,24 @@ def large_files(tmp_path_factory, every_label):
     X, Y = every_label
     d = tmp_path_factory.mktemp("large")
     sp.save_npz(d / "X.npz", X)
+    np.save(d / "X.npy", X.toarray())
     sp.save_npz(d / "Y.npz", Y)
     sp.save_npz(d / "Y_small.npz", Y[:, :50])
     return d
 
 
-@pytest.mark.parametrize("labels, want", [("Y.npz", "lowrank-softmax"),
-                                          ("Y_small.npz", "hybrid")])
-def test_cli_train_default_follows_the_label_count(large_files, tmp_path, capsys, labels,
-                                                    want):
+@pytest.mark.parametrize("features, labels, want", [
+    ("X.npz", "Y.npz", "lowrank-softmax"), ("X.npy", "Y.npz", "lowrank-softmax"),
+    ("X.npz", "Y_small.npz", "lowrank-softmax"), ("X.npy", "Y_small.npz", "hybrid")])
+def test_cli_train_default_follows_the_label_count(large_files, tmp_path, capsys, features,
+                                                    labels, want):
     from labelemb.cli import main
 
-    code = main(["train", str(large_files / "X.npz"), str(large_files / labels), "-o",
-                 str(tmp_path / "m.pt"), "--epochs", "1", "--dim", "8", "--hidden", "16",
-                 "--no-progress"])
+    with warnings.catch_warnings():  # random label sets: a few labels get zero vectors
+        warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
+        code = main(["train", str(large_files / features), str(large_files / labels), "-o",
+                     str(tmp_path / "m.pt"), "--epochs", "1", "--dim", "8", "--hidden", "16",
+                     "--no-progress"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"trained {want} model" in out
@@ -163,11 +184,12 @@ def test_classifier_default_follows_the_label_count(every_label):
 
     X, Y = every_label
 
-    def fit(Y, **kw):
+    def fit(X, Y, **kw):
         with warnings.catch_warnings():  # random label sets: a few labels get zero vectors
             warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
             return Classifier(dim=8, hidden=(16,), epochs=1, progress=False, **kw).fit(X, Y)
 
-    assert find_head(fit(Y).model_).recipe == "lowrank-softmax"
-    assert find_head(fit(Y[:, :50]).model_).recipe == "hybrid"
-    assert find_head(fit(Y, recipe="bce").model_).recipe == "bce"  # a named one is kept
+    assert find_head(fit(X.toarray(), Y).model_).recipe == "lowrank-softmax"
+    assert find_head(fit(X, Y[:, :50]).model_).recipe == "lowrank-softmax"
+    assert find_head(fit(X.toarray(), Y[:, :50]).model_).recipe == "hybrid"
+    assert find_head(fit(X, Y, recipe="bce").model_).recipe == "bce"  # a named one is kept

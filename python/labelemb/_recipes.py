@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-from ._validation import check_int
+from ._validation import check_bool, check_int
 
 __all__ = ["ALIASES", "DEFAULT_RECIPE", "DEFAULT_RECIPE_LARGE", "LARGE_LABEL_SET", "RECIPES",
            "Recipe", "canonical_name", "default_recipe", "recipe_names"]
@@ -83,7 +83,8 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("lowrank-hybrid", "hybrid", "logits", "lowrank",
            "low-rank PMI head + sigmoid and softmax CE", 1e-3),
 )}
-# The default recipe below LARGE_LABEL_SET labels, and from there on (default_recipe).
+# The default recipe for dense inputs below LARGE_LABEL_SET labels, and for the others
+# (default_recipe).
 DEFAULT_RECIPE = "hybrid"
 DEFAULT_RECIPE_LARGE = "lowrank-softmax"
 LARGE_LABEL_SET = 2000
@@ -91,50 +92,58 @@ LARGE_LABEL_SET = 2000
 ALIASES: Dict[str, str] = {"embedding": "paper"}
 
 
-def default_recipe(n_labels: Optional[int] = None) -> str:
+def default_recipe(n_labels: Optional[int] = None, sparse: bool = False) -> str:
     """The recipe used when none is named: by ``make_model``, ``labelemb train``,
     ``labelemb.Classifier`` and the demo.
 
     Parameters
     ----------
     n_labels : int, optional
-        The size of the label set. None (not known yet): :data:`DEFAULT_RECIPE`.
+        The size of the label set. None (not known yet): decided by ``sparse`` alone.
+    sparse : bool, default False
+        Whether the inputs are sparse rows (TF-IDF, bags of features: a scipy sparse
+        matrix, a backbone with a :class:`~labelemb.torch.SparseLinear` first layer).
 
     Returns
     -------
     str
         ``"lowrank-softmax"`` (:data:`DEFAULT_RECIPE_LARGE`) from
-        :data:`LARGE_LABEL_SET` = 2,000 labels on, ``"hybrid"`` (:data:`DEFAULT_RECIPE`)
-        below.
+        :data:`LARGE_LABEL_SET` = 2,000 labels on, and for sparse inputs at any label
+        count; ``"hybrid"`` (:data:`DEFAULT_RECIPE`) for dense inputs below 2,000 labels.
 
     Notes
     -----
-    Chosen by measurement (``benchmarks/README.md``, "Large label sets"). On WordNet
-    (4,934 labels) and Debian dependencies (5,855 labels), sparse TF-IDF inputs, the same
-    MLP for every recipe, the low-rank PMI head trained with softmax cross-entropy
-    reached a higher validation MAP@100 than the sigmoid head at its tuned learning rate,
-    in fewer and cheaper epochs (a d-wide head instead of an L-wide one). On debtags
-    (593 labels) and the Openclipart images (411) the full-rank ``"hybrid"`` head measured
-    best. The input kind (dense or sparse) does not enter: no large label set with dense
-    inputs was measured. The threshold lies between the sizes measured; it is not tuned.
+    Chosen by measurement (``benchmarks/README.md``, "Large label sets"), the same MLP
+    for every recipe, test MAP@100 at the best validation epoch, three seeds. Sparse
+    TF-IDF inputs: the low-rank PMI head trained with softmax cross-entropy was ahead of
+    the sigmoid head at its tuned learning rate on WordNet (4,934 labels, +0.2%), Debian
+    dependencies (5,855 labels, +1.3%) and debtags (593 labels, +1.1%), at its best in
+    half the epochs or fewer, each epoch about 0.7x the sigmoid head's. Dense inputs
+    below 2,000 labels (debtags as LSA vectors, the Openclipart images) measured best
+    with the full-rank ``"hybrid"`` head, where the low-rank heads lost 0.4-0.7%. No
+    large label set with dense inputs was measured; the low-rank head is chosen there
+    for its O(d) cost per label. The threshold lies between the sizes measured; it is
+    not tuned.
 
     Raises
     ------
     TypeError
-        ``n_labels`` is not an int.
+        ``n_labels`` is not an int, or ``sparse`` not a bool.
     ValueError
         ``n_labels`` is below 1.
 
     Examples
     --------
     >>> from labelemb._recipes import default_recipe
-    >>> default_recipe(600), default_recipe(20_000)
-    ('hybrid', 'lowrank-softmax')
+    >>> default_recipe(600), default_recipe(600, sparse=True), default_recipe(20_000)
+    ('hybrid', 'lowrank-softmax', 'lowrank-softmax')
     """
-    if n_labels is None:
-        return DEFAULT_RECIPE
-    n_labels = check_int(n_labels, "n_labels", lo=1, hint=" (the size of the label set)")
-    return DEFAULT_RECIPE_LARGE if n_labels >= LARGE_LABEL_SET else DEFAULT_RECIPE
+    sparse = check_bool(sparse, "sparse")
+    if n_labels is not None:
+        n_labels = check_int(n_labels, "n_labels", lo=1, hint=" (the size of the label set)")
+        if n_labels >= LARGE_LABEL_SET:
+            return DEFAULT_RECIPE_LARGE
+    return DEFAULT_RECIPE_LARGE if sparse else DEFAULT_RECIPE
 
 
 def recipe_names(*, aliases: bool = False) -> Tuple[str, ...]:

@@ -96,8 +96,9 @@ class Classifier(_Params, _Base):
         A recipe name (``"paper"``, ``"bce"``, ``"lowrank"``, ``"softmax"``,
         ``"lowrank-softmax"``, ``"hybrid"``, ``"lowrank-hybrid"``): the head and loss (see
         :func:`labelemb.torch.make_model`). None: the default for the size of the label
-        set (:func:`labelemb.torch.default_recipe`: ``"lowrank-softmax"`` from 2,000
-        labels on, ``"hybrid"`` below).
+        set and the input kind (:func:`labelemb.torch.default_recipe`:
+        ``"lowrank-softmax"`` from 2,000 labels on and for sparse inputs, ``"hybrid"``
+        for dense inputs below 2,000 labels).
     dim : int, default 256
         Label embedding dimension (clipped to ``L - 1`` for small label sets).
     hidden : sequence of int, default (1024,)
@@ -258,7 +259,7 @@ class Classifier(_Params, _Base):
         if Y.nnz == 0:
             raise ValueError("Y has no labels at all; every sample's label set is empty")
         if self.recipe is None:  # the default recipe depends on the size of the label set
-            s["recipe"] = default_recipe(L)
+            s["recipe"] = default_recipe(L, bool(sp.issparse(X)))
             s["lr"] = RECIPES[s["recipe"]].lr if self.lr is None else s["lr"]
         valid = None
         if X_valid is not None:

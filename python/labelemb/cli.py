@@ -206,9 +206,10 @@ def neighbors(args: argparse.Namespace) -> int:
              "label (the usual baseline); lowrank: "
              "sigmoid outputs through the embedding; softmax, lowrank-softmax: the same "
              "two heads trained with softmax cross-entropy over all labels; hybrid, "
-             "lowrank-hybrid: with the sum of both losses (default: by the number of "
-             f"labels, {DEFAULT_RECIPE_LARGE} from {LARGE_LABEL_SET} on, {DEFAULT_RECIPE} "
-             "below; the best measured at each size)"),
+             "lowrank-hybrid: with the sum of both losses (default: "
+             f"{DEFAULT_RECIPE_LARGE} from {LARGE_LABEL_SET} labels on and for sparse "
+             f"features, {DEFAULT_RECIPE} for dense features below {LARGE_LABEL_SET} "
+             "labels; the best measured for each)"),
     arg("--embedding", metavar="EMB.npz",
         help="label embedding from 'labelemb fit' (default: fit one on the training labels)"),
     arg("--dim", type=int, default=256, help="dimension of that embedding (default 256)"),

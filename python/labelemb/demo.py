@@ -124,14 +124,16 @@ SAMPLES = {"wordnet": ("guitar.n.01", "malaria.n.01", "cactus.n.01")}
 N_PROBES, N_NEIGHBORS, N_SAMPLES = 5, 5, 3
 
 
-def default_recipe(embedding, n_labels: int) -> str:
+def default_recipe(embedding, n_labels: int, sparse: bool = False) -> str:
     """The recipe :func:`labelemb.torch.make_model` builds when none is named, for this
-    label embedding and label count: asked of make_model itself at run time."""
+    label embedding and label count, over a backbone for sparse rows (``sparse``, as the
+    text demos train) or dense ones: asked of make_model itself at run time."""
     from torch import nn
 
-    from .torch import find_head, make_model
+    from .torch import find_head, make_model, mlp
 
-    return find_head(make_model(nn.Identity(), 4, embedding=embedding,
+    backbone = mlp(4, (4,), sparse=True) if sparse else nn.Identity()
+    return find_head(make_model(backbone, 4, embedding=embedding,
                                 n_labels=n_labels)).recipe
 
 
@@ -410,7 +412,7 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     for p, nb in neighbors.items():
         echo(f"  {p:<24s} -> " + ", ".join(f"{name} {c:.3f}" for name, c in nb))
 
-    default = default_recipe(emb, len(label_names))
+    default = default_recipe(emb, len(label_names), sparse=True)
     recipes = tuple(recipes) if recipes is not None else \
         (default,) + tuple(r for r in ("bce", "paper") if r != default)
     split["embedding_time"] = emb_time

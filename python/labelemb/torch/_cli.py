@@ -228,7 +228,7 @@ def train_command(args) -> int:
     else:
         train, valid = (X, Y), None
     if args.objective is None:  # the default depends on the size of the label set
-        args.objective = default_recipe(int(Y.shape[1]))
+        args.objective = default_recipe(int(Y.shape[1]), bool(sp.issparse(X)))
     if args.objective in ALIASES:
         print(f"labelemb: {deprecation_message(args.objective, '--objective')}",
               file=sys.stderr)

@@ -26,7 +26,7 @@ from torch import nn
 from .._recipes import RECIPES, canonical_name, default_recipe
 from .._validation import check_bool, check_float, check_int
 from .data import _vectors_of
-from .sparse import SparseLinear
+from .sparse import SparseLinear, first_sparse_layer
 
 __all__ = ["EmbeddingHead", "LogitHead", "LowRankHead", "find_head", "make_model", "mlp"]
 
@@ -239,15 +239,17 @@ def make_model(backbone: nn.Module, out_features: int, head: Optional[str] = Non
         so :func:`~labelemb.torch.fit` trains it with that recipe's loss.
 
         None (the default) picks by the size of the label set (``n_labels``, else the
-        embedding's), with :func:`labelemb.torch.default_recipe`: ``"lowrank-softmax"``
-        from 2,000 labels on, ``"hybrid"`` below. On large label sets with sparse
-        TF-IDF inputs (WordNet, Debian dependencies: about 5,000 labels) the low-rank PMI
-        head with softmax cross-entropy measured best against a tuned sigmoid baseline,
-        in cheaper epochs (benchmarks/README.md, "Large label sets"); on debtags (593
-        labels) and the Openclipart images (411) ``"hybrid"`` did (+0.4% MAP@100 on
-        debtags in five seeds of five; "Recipes"). ``"hybrid"``'s head does not use the
-        label vectors; ``"lowrank-*"`` heads start from them, ``"paper"`` regresses onto
-        them.
+        embedding's) and the input kind (a backbone with a
+        :class:`~labelemb.torch.SparseLinear` takes sparse rows), with
+        :func:`labelemb.torch.default_recipe`: ``"lowrank-softmax"`` from 2,000 labels
+        on and for sparse inputs, ``"hybrid"`` for dense inputs below 2,000 labels. With
+        sparse TF-IDF inputs (WordNet, Debian dependencies: about 5,000 labels; debtags:
+        593) the low-rank PMI head with softmax cross-entropy measured best against a
+        tuned sigmoid baseline, in cheaper epochs (benchmarks/README.md, "Large label
+        sets"); on dense inputs with few labels (debtags as LSA vectors, the Openclipart
+        images) ``"hybrid"`` did (+0.4% MAP@100 on debtags in five seeds of five;
+        "Recipes"). ``"hybrid"``'s head does not use the label vectors; ``"lowrank-*"``
+        heads start from them, ``"paper"`` regresses onto them.
 
     Examples
     --------
@@ -266,10 +268,13 @@ def make_model(backbone: nn.Module, out_features: int, head: Optional[str] = Non
                              "depends on the number of labels)")
         L = check_int(n_labels, "n_labels", lo=1) if n_labels is not None else \
             _vectors_of(embedding).shape[0]
-        head = default_recipe(L)
+        sparse = first_sparse_layer(backbone) is not None
+        head = default_recipe(L, sparse)
         if RECIPES[head].head != "logit" and embedding is None:
-            raise ValueError(f"the default recipe for {L} labels, {head!r}, needs embedding= "
-                             f"(a LabelEmbedding); pass one, or name a head such as 'hybrid'")
+            raise ValueError(f"the default recipe for {L} labels"
+                             f"{' and sparse inputs' if sparse else ''}, {head!r}, needs "
+                             f"embedding= (a LabelEmbedding); pass one, or name a head such "
+                             f"as 'hybrid'")
     head = canonical_name(head, "head")
     cls = HEAD_CLASSES[RECIPES[head].head]
     if cls is not LogitHead and embedding is None:
