@@ -357,9 +357,26 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+def _smoke_test(name: str) -> None:
+    """Fit and query the peer on a tiny problem: a package can import and still fail
+    at run time against the installed numpy/scipy (PECOS 1.2.8 calls a helper that
+    scipy 1.15 removed)."""
+    rng = np.random.default_rng(0)
+    X = sp.random(12, 6, density=0.5, format="csr", dtype=np.float32, random_state=rng)
+    X = X + sp.eye(12, 6, dtype=np.float32, format="csr")
+    Y = sp.csr_matrix((np.ones(12, np.float32), np.arange(12) % 3, np.arange(13)),
+                      shape=(12, 3))
+    peer = make_peer(name, threads=1)
+    try:
+        with _quiet(), _their_warnings():
+            peer.fit(X, Y).predict_topk(X, 2)
+    finally:
+        peer.close()
+
+
 def available(names=PEERS, echo=_stderr) -> List[str]:
-    """The peers of ``names`` whose package imports; each one left out is named with the
-    reason (``pip install ".[bench]"`` installs them)."""
+    """The peers of ``names`` whose package imports and runs; each one left out is named
+    with the reason (``pip install ".[bench]"`` installs them)."""
     import importlib
 
     out, failed = [], {}
@@ -374,6 +391,13 @@ def available(names=PEERS, echo=_stderr) -> List[str]:
         if pkg is not None and pkg in failed:
             echo(f"skipping {name}: package {pkg!r} does not import ({failed[pkg]})")
             continue
+        if pkg is not None:
+            try:
+                _smoke_test(name)
+            except Exception as e:  # noqa: BLE001 (a peer broken here is a skip, not ours)
+                echo(f"skipping {name}: it fails on a tiny problem here "
+                     f"({type(e).__name__}: {str(e)[:200]})")
+                continue
         out.append(name)
     return out
 
