@@ -265,6 +265,8 @@ PLANS = {
     "debtags": lambda: [spec(r, lr, seed, epochs=8) for seed in (0, 1, 2)
                         for r, lr in (("bce", 1e-3), ("lowrank-softmax", 1e-3),
                                       ("hybrid", 1e-3))] + [spec("bce", 3e-3, epochs=8)],
+    "debtags2": lambda: [spec("bce", 3e-3, seed, epochs=8) for seed in (1, 2)] +
+    [spec("hybrid", 3e-3, epochs=8)],
     "full": lambda: [spec("lowrank-softmax", 1e-3, epochs=3), spec("bce", 3e-3, epochs=3)],
     "hybrids": lambda: [spec("lowrank-hybrid", 1e-3), spec("hybrid", 3e-3, epochs=8)],
     "tune": lambda: [spec("bce", 3e-3, epochs=8), spec("lowrank-softmax", 3e-3, epochs=8)],

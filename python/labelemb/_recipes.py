@@ -117,7 +117,7 @@ def default_recipe(n_labels: Optional[int] = None, sparse: bool = False) -> str:
     for every recipe, test MAP@100 at the best validation epoch, three seeds. Sparse
     TF-IDF inputs: the low-rank PMI head trained with softmax cross-entropy was ahead of
     the sigmoid head at its tuned learning rate on WordNet (4,934 labels, +0.2%), Debian
-    dependencies (5,855 labels, +1.3%) and debtags (593 labels, +1.1%), at its best in
+    dependencies (5,855 labels, +1.3%) and debtags (593 labels, +1.0%), at its best in
     half the epochs or fewer, each epoch about 0.7x the sigmoid head's. Dense inputs
     below 2,000 labels (debtags as LSA vectors, the Openclipart images) measured best
     with the full-rank ``"hybrid"`` head, where the low-rank heads lost 0.4-0.7%. No

@@ -6,7 +6,7 @@ Step 5 of the method and its baseline, with one loop for both::
     from labelemb.torch import fit, make_model, mlp, predict
 
     emb = labelemb.fit_embeddings(Y_train, dim=256)
-    model = make_model(mlp(F, [512]), 512, embedding=emb)    # default: by label count
+    model = make_model(mlp(F, [512]), 512, embedding=emb)    # default: default_recipe
     paper = make_model(mlp(F, [512]), 512, "paper", embedding=emb)     # cosine proximity
     baseline = make_model(mlp(F, [512]), 512, "bce", n_labels=Y_train.shape[1])
     h = fit(model, (X_train, Y_train), emb, valid=(X_valid, Y_valid), epochs=10, lr=1e-3,
