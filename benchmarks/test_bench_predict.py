@@ -140,7 +140,7 @@ def _hand_assembled(Xtr, Ytr, Xv, Yv, *, hidden, dim, epochs, seed):
     from labelemb.torch import RECIPES, default_recipe, fit, make_model, mlp
 
     emb = labelemb.fit_embeddings(Ytr, dim=dim, seed=seed)
-    recipe = default_recipe(Ytr.shape[1])  # the Classifier's default for this label set
+    recipe = default_recipe(Ytr.shape[1], sparse=sp.issparse(Xtr))  # the Classifier's
     torch.manual_seed(seed)
     model = make_model(mlp(Xtr.shape[1], hidden, sparse=True), hidden[-1], recipe,
                        embedding=emb)
