@@ -267,6 +267,8 @@ PLANS = {
                                       ("hybrid", 1e-3))] + [spec("bce", 3e-3, epochs=8)],
     "debtags2": lambda: [spec("bce", 3e-3, seed, epochs=8) for seed in (1, 2)] +
     [spec("hybrid", 3e-3, epochs=8)],
+    "hybrid-s1": lambda: [spec("hybrid", 3e-3, 1, epochs=8)],
+    "hybrid-s2": lambda: [spec("hybrid", 3e-3, 2, epochs=8)],
     "full": lambda: [spec("lowrank-softmax", 1e-3, epochs=3), spec("bce", 3e-3, epochs=3)],
     "hybrids": lambda: [spec("lowrank-hybrid", 1e-3), spec("hybrid", 3e-3, epochs=8)],
     "tune": lambda: [spec("bce", 3e-3, epochs=8), spec("lowrank-softmax", 3e-3, epochs=8)],
