@@ -1,35 +1,22 @@
 """labelemb's recipes against the extreme-classification tools, on the same split and features.
 
 One table per data set: popularity, TF-IDF cosine 10-NN, PECOS XR-Linear (beam 10, 50),
-Omikuji (Parabel, Bonsai), napkinXC PLT (``_peers.py``) and every labelemb recipe on an MLP
-over the same sparse TF-IDF rows. All are scored by ``labelemb.metrics`` on their top-100
-lists of the same test rows.
+Omikuji (Parabel, Bonsai), napkinXC PLT (``labelemb.peers``) and every labelemb recipe on an
+MLP over the same sparse TF-IDF rows, all scored by ``labelemb.metrics`` on their top-100
+lists of the same test rows (benchmarks/README.md, "Extreme classification", gives the
+protocol in full).
 
-Protocol
---------
-* Data: ``labelemb.datasets`` loaders (group splits: train / valid / test; TF-IDF fitted on
-  train). Every method trains on ``X_train``; the peers never see the validation rows
-  except to be scored on them (for the time-to-reach figures).
-* labelemb recipes: ``fit_embeddings(Y_train, dim=256)`` then ``make_model(mlp, recipe)``,
-  trained by ``labelemb.torch.fit`` (AdamW, constant lr, batch 256). The lr is chosen per
-  recipe from ``LRS`` by the best validation MAP@100 over the epochs; test figures are those
-  of the best validation epoch (the weights are kept in memory at that epoch). Test data
-  never chooses anything.
-* Metrics: P@1, P@5, nDCG@5, MAP@100, PSP@5 (propensities from the training counts,
-  A = 0.55, B = 1.5) and tail P@5. Tail labels: the bottom half of the labels by training
-  count (count <= the median count); tail P@5 keeps, in each top-100 list, the tail labels
-  in their order, scores the first five against the sample's tail labels, and averages
-  over the test rows that carry a tail label.
-* Costs: training wall time (labelemb: the embedding plus the epochs up to the best
-  validation epoch; the epochs after it are reported apart), prediction time per 1,000
-  test rows (top-100), and peak memory: the rise of the resident set above what the
-  process held with the data loaded (``VmHWM`` reset before the method; each method runs
-  in a fresh process in full mode).
-* Time to reach the other's best, measured on the validation split for both sides:
-  the best peer's validation MAP@100 is the target of the best recipe, which reaches it
-  after the embedding time plus the training seconds of the first epoch whose validation
-  MAP@100 is at least that target; the best recipe's best validation MAP@100 is the target
-  of the peer, which reaches it (in its training time) or not (a peer trains once).
+* Every method trains on ``X_train``. Recipes: lr chosen per recipe from ``LRS`` by the
+  best validation MAP@100; test figures at the best validation epoch (weights kept in
+  memory then); test data never chooses anything.
+* Tail labels: the bottom half by training count (count <= the median); tail P@5 scores,
+  in each top-100 list, the first five tail labels against the sample's tail labels.
+* Costs: training time (recipes: embedding + epochs up to the best one), prediction time
+  per 1,000 test rows, peak memory (``VmHWM`` rise above the loaded data; one fresh
+  process per method in full mode), the load average beside each.
+* Time to reach the other's best, on validation for both sides: the recipe's embedding +
+  training seconds to its first epoch at the best peer's validation MAP@100; the peer's
+  training time if its validation MAP@100 is at the recipe's best, else not reached.
 
 Usage (2 threads for every method)::
 
