@@ -4,6 +4,7 @@ Each test first times a tenth of the work, so that the interrupted call surely r
 long enough for the signal to land inside a kernel; "promptly" is within 2 s.
 """
 
+import math
 import os
 import signal
 import threading
@@ -37,6 +38,11 @@ def test_ctrl_c_stops_cooccurrence():
     t0 = time.perf_counter()
     labelemb.cooccurrence(Y[:15_000])
     small = time.perf_counter() - t0
+    # a fast idle machine: repeat the rows until the whole call takes over 0.6 s
+    reps = max(1, math.ceil(0.6 / (small * 10)))
+    if reps > 1:
+        Y = sp.vstack([Y] * reps, format="csr")
+        small *= reps
     assert small * 10 > 0.5, "input too small to interrupt meaningfully"
     # Python's own handler, even when the test runner was started with SIGINT ignored
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -79,6 +85,12 @@ def _interrupted_after(delay: float, call) -> float:
     finally:
         signal.signal(signal.SIGINT, previous)
     return elapsed
+
+
+def _enough_iterations(small: float, delay: float = DELAY) -> int:
+    """Power iterations (400 or more) for a call that `small` (40 iterations) says
+    lasts well over `delay` + 1 s, however fast the machine."""
+    return 400 * max(1, math.ceil((delay + 1.5) / (small * 10)))
 
 
 def _check_prompt(small: float, big, delay: float = DELAY) -> None:
@@ -130,7 +142,8 @@ def test_ctrl_c_stops_fit_embeddings(counts):
     # The eigendecomposition dominates with many power iterations (n_iter + 3 sparse
     # products); Ctrl-C lands in a product or between two.
     small = _timed(lambda: labelemb.fit_embeddings(counts, dim=64, n_iter=40))
-    _check_prompt(small, lambda: labelemb.fit_embeddings(counts, dim=64, n_iter=400))
+    n = _enough_iterations(small)
+    _check_prompt(small * n / 400, lambda: labelemb.fit_embeddings(counts, dim=64, n_iter=n))
     assert labelemb.fit_embeddings(counts, dim=8, n_iter=1).dim == 8
 
 
@@ -139,7 +152,8 @@ def test_ctrl_c_stops_fit_embeddings(counts):
 def test_ctrl_c_stops_randomized_eigh(counts):
     P = labelemb.pmi_matrix(counts)
     small = _timed(lambda: labelemb.randomized_eigh(P, 64, n_iter=40))
-    _check_prompt(small, lambda: labelemb.randomized_eigh(P, 64, n_iter=400))
+    n = _enough_iterations(small)
+    _check_prompt(small * n / 400, lambda: labelemb.randomized_eigh(P, 64, n_iter=n))
 
 
 @posix_only
