@@ -131,3 +131,15 @@ def array_bytes(*arrays) -> int:
         elif isinstance(a, np.ndarray):
             total += a.nbytes
     return total
+
+
+def read_runs(path: str) -> Dict[str, dict]:
+    """The finished runs of a JSON-lines cache, by their ``key`` (empty if no file yet)."""
+    runs = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    runs[r["key"]] = r
+    return runs

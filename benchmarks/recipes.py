@@ -40,6 +40,10 @@ from typing import Dict, List, Optional
 import numpy as np
 import scipy.sparse as sp
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _util import read_runs  # noqa: E402
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 LRS = (3e-3, 1e-3, 1e-2)  # the grid, in the order it is run
 MAIN = ("bce", "paper", "lowrank")
@@ -261,15 +265,7 @@ def cache_path(dataset: str, directory: str = RESULTS) -> str:
 
 
 def finished(dataset: str, directory: str = RESULTS) -> Dict[str, dict]:
-    path = cache_path(dataset, directory)
-    runs = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    runs[r["key"]] = r
-    return runs
+    return read_runs(cache_path(dataset, directory))
 
 
 def run(cfg: dict, data: Optional[dict] = None, directory: str = RESULTS,

@@ -47,7 +47,7 @@ import scipy.sparse as sp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _peers  # noqa: E402
-from _util import RESULTS, _status, bench_size, machine  # noqa: E402
+from _util import RESULTS, _status, bench_size, machine, read_runs  # noqa: E402
 
 RECIPES = ("bce", "lowrank", "hybrid", "lowrank-hybrid", "softmax", "lowrank-softmax",
            "paper")
@@ -361,15 +361,7 @@ def cache_path(data: str, directory: str) -> str:
 
 
 def finished(data: str, directory: str) -> Dict[str, dict]:
-    runs = {}
-    path = cache_path(data, directory)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    runs[r["key"]] = r
-    return runs
+    return read_runs(cache_path(data, directory))
 
 
 def _append(data: str, directory: str, record: dict) -> None:

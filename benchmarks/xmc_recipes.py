@@ -35,7 +35,7 @@ import scipy.sparse as sp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import xmc  # noqa: E402
-from _util import RESULTS, _status, bench_size  # noqa: E402
+from _util import RESULTS, _status, bench_size, read_runs  # noqa: E402
 
 # data name -> (xmc.py split, or the loader and its options)
 DATA = {
@@ -240,14 +240,7 @@ def run(data: str, specs: Sequence[dict], directory: str = RESULTS) -> List[dict
 
 
 def _finished(path: str) -> Dict[str, dict]:
-    runs = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    r = json.loads(line)
-                    runs[r["key"]] = r
-    return runs
+    return read_runs(path)
 
 
 PLANS = {
