@@ -449,10 +449,11 @@ def recipe_specs(recipes: Sequence[str] = RECIPES, lrs: Sequence[float] = LRS, s
 # ---------------------------------------------------------------- report
 def _reach_time(recipe_row: dict, target: float) -> Optional[float]:
     """Embedding time + training seconds of the first epoch whose validation MAP@100
-    reaches ``target`` (None: never within the epochs run)."""
+    reaches ``target`` (None: never within the epochs run); with neighbour votes, plus the
+    seconds to build that epoch's votes."""
     for e in recipe_row["epochs"]:
         if e["map@100"] >= target:
-            return recipe_row["embed_time"] + e["elapsed"]
+            return recipe_row["embed_time"] + e["elapsed"] + (e.get("votes_time") or 0.0)
     return None
 
 

@@ -44,6 +44,10 @@ DATA = {
     "debian-deps": ("xmc", {}),
     "debian-deps-all": ("load_debian_deps", {"min_count": 1}),
     "debtags": ("xmc", {}),
+    # dense inputs: the rows of the set above projected on 256 LSA components of the
+    # training TF-IDF (TruncatedSVD), L2-normalised
+    "wordnet-lsa": ("lsa", {"base": "wordnet", "components": 256}),
+    "debian-deps-lsa": ("lsa", {"base": "debian-deps", "components": 256}),
 }
 BASE = {"epochs": 5, "batch_size": 256, "hidden": 512, "dim": 256}
 # threads per run (several runs share the machine's cores)
@@ -54,6 +58,8 @@ THREADS = int(os.environ.get("XMC_RECIPES_THREADS", "1"))
 def load(name: str) -> xmc.Split:
     """The split of a data variant (cached as ``.npz``, as ``xmc.load_split`` does)."""
     how, kwargs = DATA[name]
+    if how == "lsa":
+        return load_lsa(name, **kwargs)
     if how == "xmc" or bench_size() != "full":
         return xmc.load_split(name.replace("-all", ""))
     root = os.environ.get("LABELEMB_BENCH_CACHE", "/tmp/labelemb-bench")
@@ -80,6 +86,34 @@ def load(name: str) -> xmc.Split:
     return xmc.Split(name, meta, **parts)
 
 
+def load_lsa(name: str, base: str, components: int) -> xmc.Split:
+    """``base`` with dense inputs: LSA of the training TF-IDF, rows L2-normalised."""
+    split = load(base)
+    root = os.environ.get("LABELEMB_BENCH_CACHE", "/tmp/labelemb-bench")
+    path = os.path.join(root, "xmc_recipes", f"{name}-{bench_size()}.npz")
+    xs = ("X_train", "X_valid", "X_test")
+    if os.path.exists(path):
+        with np.load(path) as z:
+            dense = {p: z[p] for p in xs}
+    else:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.preprocessing import normalize
+
+        k = min(components, split.X_train.shape[1] - 1)
+        svd = TruncatedSVD(k, algorithm="randomized", n_iter=4, random_state=0)
+        svd.fit(split.X_train)
+        dense = {p: normalize(svd.transform(getattr(split, p))).astype(np.float32)
+                 for p in xs}
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + f".{os.getpid()}.npz"
+        np.savez(tmp, **dense)
+        os.replace(tmp, path)
+    for p in xs:
+        setattr(split, p, dense[p])
+    split.name = name
+    return split
+
+
 # ---------------------------------------------------------------- one run
 def build(split: xmc.Split, spec: dict, emb):
     """The model of ``spec``: a sparse MLP (optionally with a linear path beside it) and the
@@ -92,7 +126,8 @@ def build(split: xmc.Split, spec: dict, emb):
 
     torch.manual_seed(spec["seed"])
     L, F = split.Y_train.shape[1], split.X_train.shape[1]
-    backbone = mlp(F, (spec["hidden"],), dropout=spec.get("dropout", 0.0), sparse=True)
+    backbone = mlp(F, (spec["hidden"],), dropout=spec.get("dropout", 0.0),
+                   sparse=sp.issparse(split.X_train))
     if spec.get("wide"):
         class WideDeep(nn.Module):
             def __init__(self):
@@ -108,23 +143,63 @@ def build(split: xmc.Split, spec: dict, emb):
                       **spec.get("head", {}))
 
 
+def soft_target_loss(emb, alpha: float, neighbours: int = 10, temperature: float = 0.1):
+    """Softmax cross-entropy against each row's label set spread to the labels' PMI
+    neighbours: ``(1 - alpha)`` on the set (uniform), ``alpha`` on each label's
+    ``neighbours`` nearest label vectors (weights: softmax of cosine / ``temperature``)."""
+    import torch
+
+    from labelemb.torch.losses import sparse_softmax_cross_entropy
+
+    E = torch.from_numpy(np.ascontiguousarray(emb.vectors, dtype=np.float32))
+    E = torch.nn.functional.normalize(E, dim=1)
+    sim = E @ E.t()
+    sim.fill_diagonal_(-np.inf)
+    top, nbr = sim.topk(neighbours, dim=1)
+    w = torch.softmax(top / temperature, dim=1)
+
+    def loss(out, y):
+        z = out.float()
+        base = sparse_softmax_cross_entropy(z, y)
+        rows = y.row_ids()
+        lengths = y.lengths.to(z.device).clamp_min(1).to(z.dtype)
+        valid = (y.lengths > 0).sum().clamp_min(1)
+        spread = (z[rows[:, None], nbr[y.indices]] * w[y.indices]).sum(1)
+        lse = torch.logsumexp(z, dim=1)
+        soft = (lse[rows] - spread).div(lengths[rows]).sum() / valid
+        return (1 - alpha) * base + alpha * soft, valid
+
+    return loss
+
+
 def optimizer_for(spec: dict, model):
     """AdamW (lazy rows for the sparse layer); the label vectors at ``vec_lr`` times the
-    rate when the spec asks for it."""
-    from labelemb.torch.sparse import SparseAdamW
+    rate, the sparse first layer at ``first_lr`` times the rate, when the spec asks."""
+    from labelemb.torch.sparse import SparseAdamW, SparseLinear
 
-    mult = spec.get("vec_lr")
-    vectors = [p for n, p in model.named_parameters() if n.endswith("label_vectors")]
-    if not mult or not vectors:
+    special = []  # (parameters, rate multiplier, weight decay or None)
+    if spec.get("vec_lr"):
+        special.append(([p for n, p in model.named_parameters()
+                         if n.endswith("label_vectors")], spec["vec_lr"], 0.0))
+    if spec.get("first_lr"):
+        special.append(([p for m in model.modules() if isinstance(m, SparseLinear)
+                         for p in m.parameters()], spec["first_lr"], None))
+    special = [s for s in special if s[0]]
+    if not special:
         return "adamw"
+    ids = {id(p) for params, _, _ in special for p in params}
 
     def make(groups, lr):
         out = []
         for g in groups:
-            rest = [p for p in g["params"] if all(p is not v for v in vectors)]
+            rest = [p for p in g["params"] if id(p) not in ids]
             if rest:
                 out.append({**g, "params": rest})
-        out.append({"params": vectors, "weight_decay": 0.0, "lr": lr * mult})
+            for params, mult, wd in special:
+                mine = [p for p in g["params"] if any(p is q for q in params)]
+                if mine:
+                    out.append({**g, "params": mine, "lr": lr * mult,
+                                **({} if wd is None else {"weight_decay": wd})})
         return SparseAdamW(out, lr=lr)
 
     return make
@@ -149,15 +224,41 @@ def run_recipe(split: xmc.Split, spec: dict, echo=print) -> dict:
                                       seed=spec["seed"], num_threads=THREADS)
     embed_time = time.perf_counter() - t
     model = build(split, spec, emb)
+    if spec.get("soft"):
+        import labelemb.torch.train as train_module
+
+        soft = soft_target_loss(emb, spec["soft"], spec.get("soft_k", 10),
+                                spec.get("soft_t", 0.1))
+        train_module.make_loss = lambda recipe, targets=None: soft
     best = {"map@100": -1.0, "state": None, "epoch": 0}
     tag = spec_name(spec)
 
+    def fused_valid(model):
+        """Neighbour votes of this epoch's model and the fused validation MAP@100."""
+        from labelemb.torch.neighbours import NeighbourVotes
+
+        t = time.perf_counter()
+        votes = NeighbourVotes.from_model(
+            model, split.X_train, split.Y_train, k=spec["neighbours"],
+            temperature=spec.get("nb_t", 0.1), weight=spec.get("nb_w", 0.5))
+        spent = time.perf_counter() - t
+        vidx, _ = predict(model, split.X_valid, emb, k=min(xmc.K, L), device="cpu",
+                          neighbours=votes)
+        return votes, spent, xmc.score(vidx, split.Y_valid, split.counts,
+                                       split.X_train.shape[0])["map@100"]
+
     def keep_best(history, model):
         rec = history.epochs[-1]
+        value = rec["map@100"]
+        if spec.get("neighbours"):
+            rec["map@100_model_only"] = value
+            _, rec["votes_time"], value = fused_valid(model)
+            rec["map@100"] = value  # what the predictor reaches (reach times use it)
+            model.train()
         echo(f"  {tag} epoch {rec['epoch']} {rec['train_time']:.1f}s "
-             f"valid map@100 {rec['map@100']:.4f} p@1 {rec['p@1']:.4f}", flush=True)
-        if rec["map@100"] > best["map@100"]:
-            best.update({"map@100": rec["map@100"], "epoch": rec["epoch"],
+             f"valid map@100 {value:.4f} p@1 {rec['p@1']:.4f}", flush=True)
+        if value > best["map@100"]:
+            best.update({"map@100": value, "epoch": rec["epoch"],
                          "state": copy.deepcopy(model.state_dict())})
         # stop once validation has fallen past the best (patience epochs)
         return rec["epoch"] - best["epoch"] >= spec.get("patience", 1)
@@ -165,18 +266,28 @@ def run_recipe(split: xmc.Split, spec: dict, echo=print) -> dict:
     h = fit(model, (split.X_train, split.Y_train), emb, valid=(split.X_valid, split.Y_valid),
             epochs=spec["epochs"], lr=spec["lr"], batch_size=spec["batch_size"], device="cpu",
             seed=spec["seed"], progress=False, callbacks=[keep_best],
-            optimizer=optimizer_for(spec, model), weight_decay=spec.get("weight_decay", 0.0))
+            optimizer=optimizer_for(spec, model), weight_decay=spec.get("weight_decay", 0.0),
+            schedule=spec.get("schedule", "constant"), warmup_steps=spec.get("warmup", 0))
     model.load_state_dict(best["state"])
+    votes, votes_time, extra = None, 0.0, {}
+    if spec.get("neighbours"):
+        votes, votes_time, _ = fused_valid(model)
+        # the model alone, for the record
+        idx, _ = predict(model, split.X_test, emb, k=min(xmc.K, L), device="cpu")
+        extra = {"model_only": xmc._test_record(split, idx)}
     t = time.perf_counter()
-    idx, _ = predict(model, split.X_test, emb, k=min(xmc.K, L), device="cpu")
+    idx, _ = predict(model, split.X_test, emb, k=min(xmc.K, L), device="cpu",
+                     neighbours=votes)
     pred = time.perf_counter() - t
     peak = _status("VmHWM") - base
     epochs = [{k: e.get(k) for k in ("epoch", "loss", "p@1", "p@5", "map@100", "train_time",
-                                     "elapsed")} for e in h.epochs]
+                                     "elapsed", "votes_time", "map@100_model_only")}
+              for e in h.epochs]
     return {"method": f"labelemb {tag}", "kind": "labelemb", "recipe": tag,
             "lr": float(spec["lr"]), "seed": int(spec["seed"]), "embed_time": embed_time,
-            "train_time": embed_time + epochs[best["epoch"] - 1]["elapsed"],
-            "train_time_all_epochs": embed_time + epochs[-1]["elapsed"],
+            "train_time": embed_time + epochs[best["epoch"] - 1]["elapsed"] + votes_time,
+            "train_time_all_epochs": embed_time + epochs[-1]["elapsed"] + votes_time,
+            "votes_time": votes_time, **extra,
             "s_per_epoch": float(np.median([e["train_time"] for e in epochs])),
             "best_epoch": best["epoch"], "epochs": epochs,
             "predict_ms_per_1000": 1e6 * pred / max(1, split.X_test.shape[0]),
@@ -193,10 +304,20 @@ def spec_name(spec: dict) -> str:
         parts.append(f"d{spec['dim']}")
     if spec.get("vec_lr"):
         parts.append(f"vlr{spec['vec_lr']:g}")
+    if spec.get("first_lr"):
+        parts.append(f"flr{spec['first_lr']:g}")
     if spec.get("dropout"):
         parts.append(f"do{spec['dropout']:g}")
     if spec.get("weight_decay"):
         parts.append(f"wd{spec['weight_decay']:g}")
+    if spec.get("soft"):
+        parts.append(f"soft{spec['soft']:g}")
+    if spec.get("neighbours"):
+        parts.append(f"nb{spec['neighbours']}")
+    if spec.get("schedule", "constant") != "constant":
+        parts.append(spec["schedule"])
+    if spec["hidden"] != BASE["hidden"]:
+        parts.append(f"h{spec['hidden']}")
     for k, v in sorted(spec.get("head", {}).items()):
         parts.append(f"{k}{v}")
     return "+".join(parts)
@@ -224,7 +345,7 @@ def run(data: str, specs: Sequence[dict], directory: str = RESULTS) -> List[dict
         print(f"{data}: {what} ...", flush=True)
         load_before = os.getloadavg()[0]
         try:
-            rec = (xmc.run_peer(split, s["name"]) if s["kind"] == "peer"
+            rec = (xmc.run_peer(_sparse_inputs(split), s["name"]) if s["kind"] == "peer"
                    else run_recipe(split, s))
         except Exception as e:  # noqa: BLE001 (one failure must not stop the table)
             print(f"  failed: {type(e).__name__}: {e}", flush=True)
@@ -236,6 +357,16 @@ def run(data: str, specs: Sequence[dict], directory: str = RESULTS) -> List[dict
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
         out.append(rec)
+    return out
+
+
+def _sparse_inputs(split: xmc.Split) -> xmc.Split:
+    """``split`` with CSR inputs (the peers take scipy sparse rows only)."""
+    if sp.issparse(split.X_train):
+        return split
+    out = copy.copy(split)
+    for p in ("X_train", "X_valid", "X_test"):
+        setattr(out, p, sp.csr_matrix(getattr(split, p)))
     return out
 
 
@@ -264,6 +395,7 @@ PLANS = {
     "hybrid-s2": lambda: [spec("hybrid", 3e-3, 2, epochs=8)],
     "full": lambda: [spec("lowrank-softmax", 1e-3, epochs=3), spec("bce", 3e-3, epochs=3)],
     "hybrids": lambda: [spec("lowrank-hybrid", 1e-3), spec("hybrid", 3e-3, epochs=8)],
+    "cos": lambda: [spec("lowrank-softmax", 2e-3, epochs=6, schedule="cosine", patience=6)],
     "tune": lambda: [spec("bce", 3e-3, epochs=8), spec("lowrank-softmax", 3e-3, epochs=8)],
 }
 
@@ -398,9 +530,12 @@ def write_report(datas: Sequence[str], directory: str = RESULTS) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=("peers", "report", "steps", *PLANS))
+    ap.add_argument("command", choices=("peers", "report", "steps", "try", *PLANS))
     ap.add_argument("data", choices=(*DATA, "all"))
     ap.add_argument("--peers", nargs="+", default=None, help="peers to run (default all)")
+    ap.add_argument("--spec", action="append", default=[],
+                    help="with 'try': a JSON spec, e.g. '{\"recipe\": \"bce\", \"lr\": 0.003}'"
+                         " (recipe, lr, seed and any option of spec(); repeatable)")
     a = ap.parse_args(argv)
     if a.command == "peers":
         run(a.data, xmc.peer_specs(a.peers))
@@ -412,6 +547,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             f.write(json.dumps({"data": a.data, "threads": THREADS, **out}) + "\n")
     elif a.command == "report":
         print(write_report(DATA if a.data == "all" else [a.data]))
+    elif a.command == "try":
+        specs = [json.loads(t) for t in a.spec]
+        run(a.data, [spec(d.pop("recipe"), d.pop("lr"), d.pop("seed", 0), **d) for d in specs])
     elif a.command in PLANS:
         run(a.data, PLANS[a.command]())
 

@@ -16,6 +16,7 @@ import labelemb.torch.decoder as D  # noqa: E402
 from labelemb import Classifier  # noqa: E402
 from labelemb.torch import fit, make_model, mlp, predict  # noqa: E402
 from labelemb.torch.decoder import ExactDecoder  # noqa: E402
+from labelemb.torch.neighbours import NeighbourVotes  # noqa: E402
 
 SMALL = dict(dim=8, hidden=(32,), epochs=2, lr=1e-2, batch_size=64)
 
@@ -75,7 +76,8 @@ def test_names_in_names_out(data):
 @pytest.mark.parametrize("recipe", ["hybrid", "bce", "lowrank", "lowrank-softmax", "paper"])
 def test_decoder_gives_the_dense_top_k(data, recipe):
     X, Y, Xv, _ = data
-    clf = Classifier(**SMALL, recipe=recipe).fit(X, Y)
+    clf = Classifier(**SMALL, recipe=recipe, neighbours=0).fit(X, Y)
+    assert clf.neighbours_ is None
     want_i, want_s = predict(clf.model_, Xv, k=5, amp=False)  # dense outputs + torch.topk
     got_i, got_s = clf.predict_topk(Xv, 5)
     np.testing.assert_array_equal(got_i, want_i)
@@ -117,7 +119,10 @@ def test_same_as_the_hand_assembled_pipeline(data):
     np.testing.assert_array_equal(emb.vectors, clf.label_embedding_.vectors)
     for k, v in model.state_dict().items():
         assert torch.equal(v, clf.model_.state_dict()[k]), k
-    np.testing.assert_array_equal(clf.predict_topk(Xv, 5)[0], predict(model, Xv, k=5)[0])
+    votes = NeighbourVotes.from_model(model, X, Y)
+    np.testing.assert_array_equal(clf.neighbours_.keys, votes.keys)
+    np.testing.assert_array_equal(clf.predict_topk(Xv, 5)[0],
+                                  predict(model, Xv, k=5, neighbours=votes)[0])
 
 
 def test_best_epoch_weights_are_kept(fitted, data):
@@ -125,9 +130,12 @@ def test_best_epoch_weights_are_kept(fitted, data):
     h = fitted.history_["map@24"]
     assert len(h) == 3
     assert fitted.best_epoch_ == int(np.argmax(h)) + 1
-    # the kept weights score the best epoch's validation MAP (the fit evaluated it with
-    # dense logits; the decoder's exact scores give the same ranking here)
-    assert fitted.score(Xv, Yv, ks=[1], map_k=24)["map@24"] == pytest.approx(max(h), abs=1e-9)
+    # the kept weights score the best epoch's validation MAP (the model alone: the fit
+    # evaluates each epoch without neighbour votes)
+    from labelemb.torch import evaluate
+
+    got = evaluate(fitted.model_, (Xv, Yv), ks=[1], map_k=24)["map@24"]
+    assert got == pytest.approx(max(h), abs=1e-9)
 
 
 def test_patience_stops_training(data):
@@ -147,13 +155,64 @@ def test_sparse_inputs_stay_sparse(data, tmp_path):
     clf = Classifier(**SMALL).fit(sp.csr_matrix(X), Y, X_valid=sp.csr_matrix(Xv),
                                   Y_valid=Y[:200])
     assert isinstance(clf.model_[0][0], SparseLinear)
-    want_i, _ = predict(clf.model_, sp.csr_matrix(Xv), k=3, amp=False)
+    want_i, _ = predict(clf.model_, sp.csr_matrix(Xv), k=3, amp=False,
+                        neighbours=clf.neighbours_)
     np.testing.assert_array_equal(clf.predict(sp.csr_matrix(Xv), 3), want_i)
     np.testing.assert_array_equal(clf.predict(Xv, 3), want_i)  # dense rows work too
     clf.save(tmp_path / "sparse.npz")
     back = Classifier.load(tmp_path / "sparse.npz")
     assert isinstance(back.model_[0][0], SparseLinear)
     np.testing.assert_array_equal(back.predict(sp.csr_matrix(Xv), 3), want_i)
+
+
+def test_neighbour_votes(data):
+    X, Y, Xv, Yv = data
+    alone = Classifier(**SMALL, neighbours=0).fit(X, Y)
+    fused = Classifier(**SMALL, neighbours=30, neighbour_weight=0.4).fit(X, Y)
+    votes = fused.neighbours_
+    # the default recipe here (dense, 24 labels) is "hybrid": points are the head's input
+    assert votes.keys.shape == (700, 32) and votes.k == 30 and votes.weight == 0.4
+    np.testing.assert_allclose(np.linalg.norm(votes.keys, axis=1), 1.0, rtol=1e-5)
+    assert (votes.labels != Y).nnz == 0
+    # the same network, another ranking: the votes take part
+    for k, v in alone.model_.state_dict().items():
+        assert torch.equal(v, fused.model_.state_dict()[k]), k
+    assert not np.array_equal(alone.predict(Xv, 5), fused.predict(Xv, 5))
+    # fused scores are probabilities, best first
+    _, scores = fused.predict_topk(Xv, 5)
+    assert (scores >= 0).all() and (scores <= 1).all() and (np.diff(scores, axis=1) <= 0).all()
+    # more neighbours than training samples: all of them
+    assert Classifier(**SMALL, neighbours=5000).fit(X, Y).neighbours_.k == 700
+    # the paper's recipe is decoded by nearest label vectors: no votes
+    assert Classifier(**SMALL, recipe="paper").fit(X, Y).neighbours_ is None
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"neighbours": -1}, ValueError), ({"neighbours": 2.5}, TypeError),
+    ({"neighbour_weight": 1.5}, ValueError), ({"neighbour_weight": "half"}, TypeError),
+    ({"schedule": "linear"}, ValueError)])
+def test_neighbour_and_schedule_settings_are_checked(data, kwargs, error):
+    X, Y, _, _ = data
+    name = next(iter(kwargs))
+    with pytest.raises(error, match=name):
+        Classifier(**SMALL, **kwargs).fit(X, Y)
+
+
+def test_schedule_defaults_to_the_recipe(data, monkeypatch):
+    import labelemb.classifier as C
+
+    X, Y, _, _ = data
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["schedule"])
+        return real(*args, **kwargs)
+
+    real = C.torch_fit
+    monkeypatch.setattr(C, "torch_fit", spy)
+    Classifier(**SMALL, recipe="lowrank-softmax").fit(X, Y)
+    Classifier(**SMALL, recipe="lowrank-softmax", schedule="constant").fit(X, Y)
+    assert seen == [None, "constant"]  # None: fit takes the recipe's (cosine)
 
 
 # ---------------------------------------------------------------- files
@@ -198,7 +257,7 @@ def test_image_arrays_with_a_custom_backbone(data, tmp_path):
                                    torch.nn.ReLU())
 
     clf = Classifier(**SMALL, backbone=backbone()).fit(images, Y)
-    want_i, _ = predict(clf.model_, valid, k=3, amp=False)
+    want_i, _ = predict(clf.model_, valid, k=3, amp=False, neighbours=clf.neighbours_)
     np.testing.assert_array_equal(clf.predict(valid, 3), want_i)
     with pytest.raises(ValueError, match=r"shape \(1, 2, 8\).*\(1, 4, 4\)"):
         clf.predict(valid.reshape(-1, 1, 2, 8))

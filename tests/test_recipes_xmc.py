@@ -122,7 +122,7 @@ def test_large_default_trains_and_decodes_sparse_inputs(large_sparse):
     head = model[1]
     assert isinstance(head, LowRankHead) and head.recipe == "lowrank-softmax"
     start = head.label_vectors.detach().clone()
-    h = fit(model, (X, Y), emb, valid=(Xt, Yt), epochs=3, lr=3e-3, batch_size=128,
+    h = fit(model, (X, Y), emb, valid=(Xt, Yt), epochs=5, lr=3e-3, batch_size=128,
             device="cpu", progress=False)
     assert h.recipe == "lowrank-softmax"
     assert h.epochs[-1]["loss"] < h.epochs[0]["loss"]

@@ -56,6 +56,10 @@ class Recipe:
     lr : float
         The AdamW learning rate chosen for it on a validation split (from {1e-3, 3e-3,
         1e-2}; ``benchmarks/recipes.py``, ``benchmarks/README.md``).
+    schedule : {"constant", "cosine"}
+        The learning-rate schedule chosen with ``lr``: what :func:`labelemb.torch.fit`,
+        :class:`labelemb.Classifier`, ``labelemb train`` and the demo use when none is
+        named.
     """
 
     name: str
@@ -64,6 +68,7 @@ class Recipe:
     head: Optional[str] = None
     title: str = ""
     lr: float = 1e-3
+    schedule: str = "constant"
 
 
 # The first recipe of each head kind is the one inferred for a head made without
@@ -77,7 +82,7 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("softmax", "softmax", "logits", "logit",
            "one output per label + softmax cross-entropy", 1e-3),
     Recipe("lowrank-softmax", "softmax", "logits", "lowrank",
-           "low-rank PMI head + softmax cross-entropy", 1e-3),
+           "low-rank PMI head + softmax cross-entropy", 2e-3, "cosine"),
     Recipe("hybrid", "hybrid", "logits", "logit",
            "one output per label + sigmoid and softmax CE", 1e-3),
     Recipe("lowrank-hybrid", "hybrid", "logits", "lowrank",

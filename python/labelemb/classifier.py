@@ -16,7 +16,6 @@ batch by batch, on the model's device.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
 from typing import Callable, Optional, Sequence, Union
@@ -27,9 +26,10 @@ import torch
 from torch import nn
 
 from . import metrics
+from ._classifier_parts import BestEpoch, batch_tensor, out_width, threads
 from ._inputs import check_width, features, label_sets, texts
 from ._recipes import DEFAULT_RECIPE, RECIPES, canonical_name, default_recipe
-from ._validation import check_bool, check_float, check_int, check_threads
+from ._validation import check_bool, check_choice, check_float, check_int, check_threads
 from .embedding import LabelEmbedding, fit_embeddings
 from .text import TextFeatures
 from .torch import fit as torch_fit
@@ -37,7 +37,9 @@ from .torch.data import as_label_csr
 from .torch.decoder import ExactDecoder
 from .torch.device import resolve_device
 from .torch.model_file import build_model, mlp_architecture, read_model, write_model
-from .torch.sparse import csr_batch, first_sparse_layer
+from .torch.neighbours import DEFAULT_K, DEFAULT_WEIGHT, NeighbourVotes, fused_topk
+from .torch.optim import SCHEDULES
+from .torch.sparse import first_sparse_layer
 
 try:  # scikit-learn is optional: with it, Classifier is one of its estimators
     from sklearn.base import BaseEstimator as _Base
@@ -111,9 +113,21 @@ class Classifier(_Params, _Base):
         (``labelemb._recipes.RECIPES[recipe].lr``).
     batch_size : int, default 256
     weight_decay : float, default 0
+    schedule : {"constant", "cosine"}, optional
+        Learning-rate schedule. None: the recipe's measured default
+        (``labelemb._recipes.RECIPES[recipe].schedule``: cosine decay for
+        ``"lowrank-softmax"``, constant for the others).
     patience : int, optional
         With a validation set: stop after this many epochs without a better validation
         MAP@100 (None: train every epoch). The best epoch's weights are kept either way.
+    neighbours : int, default 50
+        Predictions fuse the model's softmax with the label sets of each sample's
+        ``neighbours`` nearest training samples in the head's space
+        (:class:`labelemb.torch.neighbours.NeighbourVotes`); 0: the model alone. The
+        training samples' points (n x d floats) and label sets are kept in the model.
+        Recipes decoded by logits only (not ``"paper"``, for which it is ignored).
+    neighbour_weight : float in [0, 1], default 0.5
+        The votes' share of the fused score.
     backbone : nn.Module or callable, optional
         Replaces the MLP: a module mapping inputs to (batch, width), or a callable
         ``backbone(n_features) -> nn.Module``. The module given is copied, never trained
@@ -146,6 +160,9 @@ class Classifier(_Params, _Base):
     best_epoch_ : int
         The epoch whose weights were kept (the last one without validation).
     n_features_in_ : int
+    neighbours_ : NeighbourVotes or None
+        The training samples' points and label sets that predictions consult (None with
+        ``neighbours=0`` or the ``"paper"`` recipe).
 
     Examples
     --------
@@ -160,7 +177,8 @@ class Classifier(_Params, _Base):
     def __init__(self, recipe: Optional[str] = None, dim: int = 256,
                  hidden: Sequence[int] = (1024,), dropout: float = 0.0, epochs: int = 10,
                  lr: Optional[float] = None, batch_size: int = 256, weight_decay: float = 0.0,
-                 patience: Optional[int] = None,
+                 schedule: Optional[str] = None, patience: Optional[int] = None,
+                 neighbours: int = DEFAULT_K, neighbour_weight: float = DEFAULT_WEIGHT,
                  backbone: Union[None, nn.Module, Callable[[int], nn.Module]] = None,
                  text: bool = False, device: str = "auto", seed: int = 0,
                  num_threads: int = 0, progress: bool = False, eval_batch_size: int = 4096):
@@ -172,7 +190,10 @@ class Classifier(_Params, _Base):
         self.lr = lr
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.schedule = schedule
         self.patience = patience
+        self.neighbours = neighbours
+        self.neighbour_weight = neighbour_weight
         self.backbone = backbone
         self.text = text
         self.device = device
@@ -210,7 +231,12 @@ class Classifier(_Params, _Base):
                 "epochs": check_int(self.epochs, "epochs", lo=1), "lr": lr,
                 "batch_size": check_int(self.batch_size, "batch_size", lo=1),
                 "weight_decay": check_float(self.weight_decay, "weight_decay", lo=0.0),
+                "schedule": None if self.schedule is None else
+                check_choice(self.schedule, "schedule", SCHEDULES),
                 "patience": patience, "text": check_bool(self.text, "text"),
+                "neighbours": check_int(self.neighbours, "neighbours", lo=0),
+                "neighbour_weight": check_float(self.neighbour_weight, "neighbour_weight",
+                                                lo=0.0, hi=1.0),
                 "device": device, "seed": check_int(self.seed, "seed", lo=0),
                 "num_threads": check_threads(self.num_threads),
                 "progress": check_bool(self.progress, "progress"),
@@ -269,24 +295,31 @@ class Classifier(_Params, _Base):
                                  n_samples=Xv.shape[0], build_vocabulary=False)
             valid = (Xv, Yv)
 
-        with _threads(s["num_threads"]):
+        with threads(s["num_threads"]):
             emb = fit_embeddings(Y, dim=min(s["dim"], L - 1), seed=s["seed"],
                                  num_threads=s["num_threads"], progress=s["progress"])
             if names is not None:
                 emb.label_names = list(names)
             model, architecture = self._build(s, emb, X)
             key = f"map@{min(100, L)}"
-            keeper = _BestEpoch(key, s["patience"])
+            keeper = BestEpoch(key, s["patience"])
             history = torch_fit(model, (X, Y), emb, valid=valid, epochs=s["epochs"],
                                 lr=s["lr"], batch_size=s["batch_size"],
-                                weight_decay=s["weight_decay"], device=s["device"],
+                                weight_decay=s["weight_decay"], schedule=s["schedule"],
+                                device=s["device"],
                                 seed=s["seed"], progress=s["progress"],
                                 callbacks=[keeper] if valid is not None else ())
             best = len(history)
             if valid is not None and keeper.state is not None:
                 model.load_state_dict(keeper.state)
                 best = keeper.epoch
+            votes = None
+            if s["neighbours"] and RECIPES[s["recipe"]].decode == "logits":
+                votes = NeighbourVotes.from_model(
+                    model, X, Y, k=min(s["neighbours"], n), weight=s["neighbour_weight"],
+                    batch_size=s["eval_batch_size"], device=s["device"])
         model.eval()
+        self.neighbours_ = votes
         self.model_ = model
         self.label_embedding_ = emb
         self.history_ = history
@@ -314,14 +347,14 @@ class Classifier(_Params, _Base):
                     raise TypeError(f"backbone(n_features) must return an nn.Module, got "
                                     f"{type(net).__name__}")
                 arch = {"backbone": "custom", "class": f"{type(net).__module__}."
-                        f"{type(net).__qualname__}", "out_features": _out_width(net, inputs)}
+                        f"{type(net).__qualname__}", "out_features": out_width(net, inputs)}
                 model = build_model(dict(arch, recipe=s["recipe"], n_labels=emb.n_labels),
                                     emb, net)
         return model, dict(arch, recipe=s["recipe"], n_labels=emb.n_labels)
 
     def _reset(self) -> None:
         for name in ("model_", "label_embedding_", "history_", "best_epoch_",
-                     "n_features_in_", "classes_"):
+                     "n_features_in_", "classes_", "neighbours_"):
             self.__dict__.pop(name, None)
         self._cache = {}  # the decoder, built by the first predict
 
@@ -370,12 +403,16 @@ class Classifier(_Params, _Base):
         out_i = np.empty((n, k), np.int64)
         out_s = np.empty((n, k), np.float32)
         step = s["eval_batch_size"]
-        with _threads(s["num_threads"]), torch.no_grad():
+        votes = getattr(self, "neighbours_", None)
+        with threads(s["num_threads"]), torch.no_grad():
             decoder = self._get_decoder(dev, s["num_threads"])
             sparse_layer = first_sparse_layer(self.model_) is not None
             for a in range(0, n, step):
-                x = _batch_tensor(X, a, min(n, a + step), dev, sparse_layer)
-                idx, sc = decoder(x, int(k))
+                x = batch_tensor(X, a, min(n, a + step), dev, sparse_layer)
+                if votes is None:
+                    idx, sc = decoder(x, int(k))
+                else:
+                    idx, sc = (t.cpu().numpy() for t in fused_topk(self.model_, votes, x, k))
                 out_i[a:a + len(idx)] = idx
                 out_s[a:a + len(idx)] = sc
         return out_i, out_s
@@ -447,16 +484,23 @@ class Classifier(_Params, _Base):
         params = {k: v for k, v in self.get_params().items() if k != "backbone"}
         params["hidden"] = list(params["hidden"]) if isinstance(params["hidden"], (list, tuple)) \
             else params["hidden"]
-        arrays = {}
+        arrays, neighbours = {}, None
         if self._text is not None:
             arrays = {"text.terms": self._text.terms, "text.idf": self._text.idf}
+        votes = getattr(self, "neighbours_", None)
+        if votes is not None:
+            arrays.update({"neighbours.keys": votes.keys,
+                           "neighbours.indptr": votes.labels.indptr.astype(np.int64),
+                           "neighbours.indices": votes.labels.indices.astype(np.int64)})
+            neighbours = {"k": votes.k, "temperature": votes.temperature,
+                          "weight": votes.weight, "n_labels": votes.n_labels}
         write_model(path, self.model_.cpu(), self.label_embedding_,
                     architecture=self._architecture, settings=params,
                     history=self.history_.epochs,
                     extra={"best_epoch": self.best_epoch_, "n_features": self.n_features_in_,
                            "input_shape": list(self._input_shape),
                            "label_kind": "ids" if self.label_embedding_.label_names is None
-                           else "names"},
+                           else "names", "neighbours": neighbours},
                     arrays=arrays)
         self._cache.clear()  # the model moved to the CPU
 
@@ -498,6 +542,7 @@ class Classifier(_Params, _Base):
         clf._text = None
         if "text.terms" in f.arrays:
             clf._text = TextFeatures(terms=f.arrays["text.terms"], idf=f.arrays["text.idf"])
+        clf.neighbours_ = _load_votes(f, path)
         clf._cache = {}
         return clf
 
@@ -516,62 +561,17 @@ class Classifier(_Params, _Base):
         return tags
 
 
-# ---------------------------------------------------------------- batches
-def _batch_tensor(X, a: int, b: int, dev: torch.device, sparse_layer: bool) -> torch.Tensor:
-    """Rows ``a:b`` of ``X`` for the backbone: a torch sparse CSR tensor for a model whose
-    first layer is a SparseLinear, else dense (a dense model's inputs are dense anyway)."""
-    rows = X[a:b]
-    if sp.issparse(rows):
-        if sparse_layer:
-            return csr_batch(rows, dev)
-        rows = rows.toarray()
-    return torch.from_numpy(np.ascontiguousarray(rows)).to(dev)
-
-
-def _out_width(net: nn.Module, inputs) -> int:
-    probe = inputs[:2]
-    if sp.issparse(probe):
-        probe = probe.toarray()
-    was = net.training
-    net.eval()
-    with torch.no_grad():
-        out = net(torch.as_tensor(np.asarray(probe, dtype=np.float32)))
-    net.train(was)
-    if out.dim() != 2:
-        raise ValueError(f"the backbone must map (batch, features) to (batch, width), got "
-                         f"output shape {tuple(out.shape)}")
-    return int(out.shape[1])
-
-
-class _BestEpoch:
-    """Callback of ``labelemb.torch.fit``: keeps the weights of the best validation epoch
-    and stops after ``patience`` epochs without improvement."""
-
-    def __init__(self, key: str, patience: Optional[int]):
-        self.key, self.patience = key, patience
-        self.best, self.epoch, self.state, self.bad = -np.inf, 0, None, 0
-
-    def __call__(self, history, model) -> bool:
-        rec = history.epochs[-1]
-        value = rec.get(self.key)
-        if value is not None and value > self.best:
-            self.best, self.epoch, self.bad = value, int(rec["epoch"]), 0
-            self.state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-        else:
-            self.bad += 1
-        return self.patience is not None and self.bad >= self.patience
-
-
-@contextlib.contextmanager
-def _threads(n: int):
-    """torch's intra-op threads set to ``n`` (0: unchanged) for the block."""
-    if n == 0:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
+def _load_votes(f, path) -> Optional[NeighbourVotes]:
+    """The neighbour votes saved with a model file (None when it has none)."""
+    meta = f.extra.get("neighbours")
+    if not meta:
+        return None
     try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
+        keys, indptr, indices = (f.arrays[f"neighbours.{a}"] for a in
+                                 ("keys", "indptr", "indices"))
+        labels = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                               shape=(keys.shape[0], int(meta["n_labels"])))
+        return NeighbourVotes(keys, labels, k=meta["k"], temperature=meta["temperature"],
+                              weight=meta["weight"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: the neighbour votes are damaged ({e})") from None

@@ -184,7 +184,8 @@ def train_command(args) -> int:
     resolve_device(args.device)
     check_int(args.epochs, "--epochs", lo=1)
     check_int(args.batch_size, "--batch-size", lo=1)
-    check_float(args.lr, "--lr", lo=0.0, lo_open=True)
+    if args.lr is not None:
+        check_float(args.lr, "--lr", lo=0.0, lo_open=True)
     check_float(args.weight_decay, "--weight-decay", lo=0.0)
     check_float(args.dropout, "--dropout", lo=0.0, hi=1.0, hi_open=True)
     _hidden(args.hidden)
@@ -233,6 +234,9 @@ def train_command(args) -> int:
         print(f"labelemb: {deprecation_message(args.objective, '--objective')}",
               file=sys.stderr)
     head = ALIASES.get(args.objective, args.objective)
+    recipe = RECIPES[head]
+    lr = recipe.lr if args.lr is None else args.lr
+    schedule = recipe.schedule if args.schedule is None else args.schedule
     full = RECIPES[head].head == "logit"  # one output per label, no embedding needed
     # Under torchrun every process runs this; only rank 0 talks and writes the model.
     main_rank = int(os.environ.get("RANK", "0")) == 0
@@ -252,9 +256,9 @@ def train_command(args) -> int:
     torch.manual_seed(args.seed)
     model = _build(config, vectors)
     history = fit(model, train, emb if not full else None, valid=valid,
-                  epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                  epochs=args.epochs, lr=lr, batch_size=args.batch_size,
                   optimizer=args.optimizer, weight_decay=args.weight_decay,
-                  schedule=args.schedule, device=args.device, seed=args.seed,
+                  schedule=schedule, device=args.device, seed=args.seed,
                   progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
                   resume=args.resume, log_path=args.log)
     try:

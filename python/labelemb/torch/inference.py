@@ -121,8 +121,22 @@ def _inference_parts(model, embedding, recipe, device) -> Tuple[ModelParts, torc
     return parts, dev
 
 
+def _decode(parts: ModelParts, source, k: int, batch_size: int, dev, amp, neighbours):
+    if neighbours is None:
+        return decode_source(parts.net, source, Decoder(parts.recipe, parts.vectors, dev),
+                             k, batch_size, DistContext(), dev, amp)
+    from .neighbours import check_votes, decode_fused
+
+    check_votes(neighbours, parts.n_labels)
+    if parts.recipe.decode != "logits":
+        raise ValueError(f"neighbours= fuses votes with logits; recipe "
+                         f"{parts.recipe.name!r} is decoded by nearest label vectors")
+    return decode_fused(parts.net, source, neighbours, k, batch_size, dev, amp)
+
+
 def predict(model: nn.Module, data, embedding=None, k: int = 10, *, batch_size: int = 2048,
-            device=None, amp=True, recipe=None) -> Tuple[np.ndarray, np.ndarray]:
+            device=None, amp=True, recipe=None, neighbours=None
+            ) -> Tuple[np.ndarray, np.ndarray]:
     """Top-k labels of each sample, decoded as the model was trained.
 
     Parameters
@@ -134,13 +148,16 @@ def predict(model: nn.Module, data, embedding=None, k: int = 10, *, batch_size: 
     k : int
     batch_size, device, amp, recipe : as in :func:`~labelemb.torch.fit`; device defaults
         to the model's.
+    neighbours : NeighbourVotes, optional
+        Fuse the model's softmax with the votes of each sample's nearest training samples
+        (:class:`~labelemb.torch.neighbours.NeighbourVotes`); recipes decoded by logits.
 
     Returns
     -------
     indices : ndarray (n, k) int64
     scores : ndarray (n, k) float32
-        Inner products with the label vectors (embedding models) or logits (baselines),
-        best first.
+        Inner products with the label vectors (embedding models), logits (the other
+        recipes) or fused probabilities (with ``neighbours``), best first.
 
     Examples
     --------
@@ -157,15 +174,15 @@ def predict(model: nn.Module, data, embedding=None, k: int = 10, *, batch_size: 
     check_source(parts.net, source, "data")
     k = check_k(k, parts.n_labels, "the number of labels")
     batch_size = check_int(batch_size, "batch_size", lo=1)
-    idx, scores = decode_source(parts.net, source, Decoder(parts.recipe, parts.vectors, dev),
-                                k, batch_size, DistContext(), dev, amp)
+    idx, scores = _decode(parts, source, k, batch_size, dev, amp, neighbours)
     return idx.cpu().numpy(), scores.cpu().numpy()
 
 
 def evaluate(model: nn.Module, data, embedding=None, *, ks: Sequence[int] = (1, 5),
              map_k: int = 100, batch_size: int = 2048, device=None, amp=True,
-             recipe=None) -> Dict[str, float]:
-    """Ranking metrics of ``model`` on ``data`` (an (inputs, labels) pair or Dataset).
+             recipe=None, neighbours=None) -> Dict[str, float]:
+    """Ranking metrics of ``model`` on ``data`` (an (inputs, labels) pair or Dataset),
+    decoded as :func:`predict` does (``neighbours``: fused with neighbour votes).
 
     Returns ``labelemb.metrics.report`` at ``ks`` plus ``map@{map_k}`` (k clipped to L).
     """
@@ -180,7 +197,7 @@ def evaluate(model: nn.Module, data, embedding=None, *, ks: Sequence[int] = (1, 
     ks = [check_k(k) for k in ks]
     map_k = check_k(map_k)
     batch_size = check_int(batch_size, "batch_size", lo=1)
-    idx, _ = decode_source(parts.net, source, Decoder(parts.recipe, parts.vectors, dev),
-                           min(max(ks + [map_k]), L), batch_size, DistContext(), dev, amp)
+    idx, _ = _decode(parts, source, min(max(ks + [map_k]), L), batch_size, dev, amp,
+                     neighbours)
     return metrics.report(idx.cpu().numpy(), source.truth(),
                           ks=sorted({min(k, L) for k in ks} | {min(map_k, L)}), n_labels=L)

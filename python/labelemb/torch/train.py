@@ -54,7 +54,7 @@ _SHOWN = ("loss", "p@1", "p@5", "ndcg@5", "map@100")
 
 def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr: float,
         batch_size: int, optimizer="adamw", weight_decay: float = 0.0,
-        schedule: str = "constant", warmup_steps: int = 0, device="auto", amp=True,
+        schedule: Optional[str] = None, warmup_steps: int = 0, device="auto", amp=True,
         seed: int = 0, callbacks: Sequence[Callable] = (), progress: bool = True,
         checkpoint_dir: Optional[str] = None, resume: bool = False,
         log_path: Optional[str] = None, recipe: Union[None, str, Recipe] = None,
@@ -87,8 +87,10 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
     optimizer : {"adamw", "adam", "sgd"} or callable (param_groups, lr=) -> Optimizer
         ``"sgd"`` uses momentum 0.9. Biases, scales and label vectors get no weight decay.
     weight_decay : float, default 0
-    schedule : {"constant", "cosine"}, default "constant"
-        Per-step learning-rate schedule, after ``warmup_steps`` of linear warm-up.
+    schedule : {"constant", "cosine"}, optional
+        Per-step learning-rate schedule, after ``warmup_steps`` of linear warm-up. None:
+        the recipe's (``RECIPES[recipe].schedule``: cosine decay to 0 over ``epochs``
+        for ``"lowrank-softmax"``, constant for the others).
     device : "auto", "cpu", "cuda" or "cuda:N"
         "auto" picks CUDA when available.
     amp : True, False or "bf16"
@@ -139,6 +141,8 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
     1
     """
     parts = model_parts(model, embedding, recipe)
+    if schedule is None:
+        schedule = parts.recipe.schedule
     settings = TrainSettings(parts.recipe.name, epochs, lr, batch_size, optimizer_name(optimizer),
                              weight_decay, schedule, warmup_steps, seed, max_grad_norm)
     eval_batch_size, keep_checkpoints, num_workers, checkpoint_dir = _check_run(
