@@ -276,6 +276,11 @@ class OmikujiTrees(Peer):
             hp.cluster_balanced = False
             hp.cluster_k = 100
             hp.max_depth = 3
+        # Omikuji's reader refuses a row without features; such a row has nothing for a
+        # linear model to learn from, so it is left out of its training file
+        keep = np.flatnonzero(np.diff(X.indptr) > 0)
+        if len(keep) < X.shape[0]:
+            X, Y = X[keep], Y[keep]
         tmp = tempfile.mkdtemp(prefix="omikuji-")
         try:
             t = time.perf_counter()
