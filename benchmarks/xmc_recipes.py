@@ -533,12 +533,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("command", choices=("peers", "report", "steps", "try", *PLANS))
     ap.add_argument("data", choices=(*DATA, "all"))
     ap.add_argument("--peers", nargs="+", default=None, help="peers to run (default all)")
+    ap.add_argument("--tag", default=None,
+                    help="with 'peers': run them again under this tag (e.g. 'idle')")
     ap.add_argument("--spec", action="append", default=[],
                     help="with 'try': a JSON spec, e.g. '{\"recipe\": \"bce\", \"lr\": 0.003}'"
                          " (recipe, lr, seed and any option of spec(); repeatable)")
     a = ap.parse_args(argv)
     if a.command == "peers":
-        run(a.data, xmc.peer_specs(a.peers))
+        specs = xmc.peer_specs(a.peers)
+        if a.tag:  # a new run of the same peers (a later run replaces the earlier)
+            specs = [dict(s, tag=a.tag) for s in specs]
+        run(a.data, specs)
     elif a.command == "steps":
         out = step_times(a.data)
         print(json.dumps({"data": a.data, "load": os.getloadavg()[0], **out}))

@@ -462,6 +462,12 @@ def test_cli_xc_fit_model_and_predict(data, tmp_path, capsys):
     clf = Classifier.load(model)
     assert clf.n_features_in_ == 16 and len(clf.classes_) == 24
     assert len(clf.history_) == 2 and "map@24" in clf.history_.epochs[0]  # 10% held out
+    assert clf.neighbours_.k == 50 and clf.neighbours_.keys.shape[0] == 630  # the default
+    alone = tmp_path / "alone.npz"
+    assert main(["fit-model", str(train), "-o", str(alone), "--neighbours", "0",
+                 "--schedule", "constant", *CLI_SMALL]) == 0
+    back = Classifier.load(alone)
+    assert back.neighbours_ is None and back.get_params()["schedule"] == "constant"
     want_i, want_s = clf.predict_topk(Xv, 3)
 
     out = tmp_path / "top3.tsv"

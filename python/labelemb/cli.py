@@ -302,12 +302,18 @@ outputs); samples without labels are left out."""
     arg("-o", "--output", required=True, metavar="MODEL.npz", help="where to save the model"),
     arg("--recipe", default=None,
         help="paper, bce, lowrank, softmax, lowrank-softmax, hybrid or lowrank-hybrid "
-             "(default hybrid)"),
+             "(default: lowrank-softmax for sparse features or 2,000 labels and more, "
+             "hybrid otherwise)"),
     arg("--dim", type=int, default=256, help="label embedding dimension (default 256)"),
     arg("--hidden", default="1024", help="hidden widths of the MLP, e.g. 1024,512"),
     arg("--dropout", type=float, default=0.0, help="dropout after each hidden layer"),
     arg("--epochs", type=int, default=10, help="passes over the training set (default 10)"),
     arg("--lr", type=float, default=None, help="learning rate (default: the recipe's)"),
+    arg("--schedule", choices=("constant", "cosine"), default=None,
+        help="learning-rate schedule (default: the recipe's)"),
+    arg("--neighbours", type=int, default=50,
+        help="predictions fuse the model with the labels of this many nearest training "
+             "samples, kept in the model file (0 = the model alone; default 50)"),
     arg("--batch-size", type=int, default=256, help="samples per step (default 256)"),
     arg("--valid-fraction", type=float, default=0.1,
         help="hold out this share of the samples; the epoch with the best validation "

@@ -58,6 +58,7 @@ def fit_model_command(args) -> int:
     say = print if not args.quiet else (lambda *a, **k: None)
     clf = Classifier(recipe=args.recipe, dim=args.dim, hidden=_hidden(args.hidden),
                      dropout=args.dropout, epochs=args.epochs, lr=args.lr,
+                     schedule=args.schedule, neighbours=args.neighbours,
                      batch_size=args.batch_size, patience=args.patience,
                      text=args.labels is not None, device=args.device, seed=args.seed,
                      num_threads=args.threads, progress=not (args.no_progress or args.quiet))
