@@ -37,7 +37,13 @@ from .torch.data import as_label_csr
 from .torch.decoder import ExactDecoder
 from .torch.device import resolve_device
 from .torch.model_file import build_model, mlp_architecture, read_model, write_model
-from .torch.neighbours import DEFAULT_K, DEFAULT_WEIGHT, NeighbourVotes, fused_topk
+from .torch.neighbours import (
+    DEFAULT_K,
+    DEFAULT_WEIGHT,
+    NeighbourVotes,
+    fused_batch_size,
+    fused_topk,
+)
 from .torch.optim import SCHEDULES
 from .torch.sparse import first_sparse_layer
 
@@ -403,6 +409,8 @@ class Classifier(_Params, _Base):
         out_i = np.empty((n, k), np.int64)
         out_s = np.empty((n, k), np.float32)
         step = s["eval_batch_size"]
+        if getattr(self, "neighbours_", None) is not None:
+            step = fused_batch_size(step, len(self.classes_))
         votes = getattr(self, "neighbours_", None)
         with threads(s["num_threads"]), torch.no_grad():
             decoder = self._get_decoder(dev, s["num_threads"])

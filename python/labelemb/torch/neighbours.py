@@ -52,6 +52,9 @@ from .heads import EmbeddingHead, LogitHead, LowRankHead, find_head
 
 __all__ = ["NeighbourVotes", "decode_fused", "fused_topk", "head_space"]
 
+# Fused decoding holds a few (rows x L) float32 matrices: rows per batch are capped so that
+# one of them stays under this many entries (128 MB).
+MAX_BATCH_ENTRIES = 1 << 25
 # Chosen on the validation splits of WordNet and Debian dependencies (benchmarks/README.md)
 DEFAULT_K = 50
 DEFAULT_TEMPERATURE = 0.05
@@ -200,6 +203,12 @@ class NeighbourVotes:
         return scores
 
 
+def fused_batch_size(batch_size: int, n_labels: int) -> int:
+    """``batch_size`` capped so that a (rows x ``n_labels``) float32 matrix stays under
+    :data:`MAX_BATCH_ENTRIES` entries (at least one row)."""
+    return max(1, min(int(batch_size), MAX_BATCH_ENTRIES // max(1, int(n_labels))))
+
+
 def _check_head(net: nn.Module) -> None:
     head = find_head(net)
     if isinstance(head, EmbeddingHead):
@@ -226,6 +235,7 @@ def decode_fused(net: nn.Module, source, votes: NeighbourVotes, k: int, batch_si
     """``(indices int64, fused scores float32)``, best first, of every sample of
     ``source``; the model is in eval mode meanwhile."""
     _check_head(net)
+    batch_size = fused_batch_size(batch_size, votes.n_labels)
     was = net.training
     net.eval()
     idx, scores = [], []
