@@ -402,7 +402,8 @@ PLANS = {
 
 # ---------------------------------------------------------------- cost of a step
 def step_times(data: str, recipes: Sequence[str] = ("bce", "lowrank-softmax", "hybrid"),
-               steps: int = 20, rounds: int = 3) -> Dict[str, float]:
+               steps: int = 20, rounds: int = 3, hidden: int = BASE["hidden"]
+               ) -> Dict[str, float]:
     """Median seconds per training step (forward, loss, backward, optimizer) of each recipe
     on the same sparse MLP and the same batches of ``data``, recipes interleaved per round
     (the cost of an epoch is ``steps per epoch x`` this)."""
@@ -429,7 +430,7 @@ def step_times(data: str, recipes: Sequence[str] = ("bce", "lowrank-softmax", "h
             for _ in range(steps)]
     batches = [(csr_batch(split.X_train[r]), SparseLabels.from_scipy(split.Y_train[r]))
                for r in rows]
-    models = {r: build(split, spec(r, 1e-3), emb) for r in recipes}
+    models = {r: build(split, spec(r, 1e-3, hidden=hidden), emb) for r in recipes}
     for m in models.values():
         head = m[1]
         if hasattr(head, "init_prior"):
@@ -533,6 +534,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("command", choices=("peers", "report", "steps", "try", *PLANS))
     ap.add_argument("data", choices=(*DATA, "all"))
     ap.add_argument("--peers", nargs="+", default=None, help="peers to run (default all)")
+    ap.add_argument("--hidden", type=int, default=BASE["hidden"],
+                    help="with 'steps': the MLP's width")
     ap.add_argument("--tag", default=None,
                     help="with 'peers': run them again under this tag (e.g. 'idle')")
     ap.add_argument("--spec", action="append", default=[],
@@ -545,11 +548,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             specs = [dict(s, tag=a.tag) for s in specs]
         run(a.data, specs)
     elif a.command == "steps":
-        out = step_times(a.data)
+        out = step_times(a.data, hidden=a.hidden)
         print(json.dumps({"data": a.data, "load": os.getloadavg()[0], **out}))
         with open(os.path.join(RESULTS, f"xmc_recipes_{bench_size()}_steps.jsonl"), "a",
                   encoding="utf-8") as f:
-            f.write(json.dumps({"data": a.data, "threads": THREADS, **out}) + "\n")
+            f.write(json.dumps({"data": a.data, "threads": THREADS, "hidden": a.hidden,
+                                "load": os.getloadavg()[0], **out}) + "\n")
     elif a.command == "report":
         print(write_report(DATA if a.data == "all" else [a.data]))
     elif a.command == "try":
