@@ -97,7 +97,7 @@ def test_predict_against_dense_logits(recipe):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", labelemb.EmbeddingWarning)
         clf = Classifier(recipe=recipe, hidden=(1024,) if FULL else (64,),
-                         dim=256 if FULL else 16, epochs=1,
+                         dim=256 if FULL else 16, epochs=1, neighbours=0,
                          num_threads=THREADS).fit(Xtr, Ytr)
     fit_s = time.perf_counter() - t0
     for w in caught:
@@ -173,10 +173,11 @@ def test_fit_matches_the_hand_assembled_pipeline(dataset):
     Xtr, Ytr, Xv, Yv, Xte, Yte = parts
     settings = {"hidden": (1024,) if FULL else (32,), "dim": 256 if FULL else 16,
                 "epochs": 3 if FULL else 2, "seed": 0}
+    no_votes = {"neighbours": 0}  # the network alone, as the hand-assembled pipeline
     with warnings.catch_warnings(record=True) as caught:  # the same in both runs
         warnings.simplefilter("always", labelemb.EmbeddingWarning)
         t0 = time.perf_counter()
-        clf = Classifier(**settings).fit(Xtr, Ytr, X_valid=Xv, Y_valid=Yv)
+        clf = Classifier(**settings, **no_votes).fit(Xtr, Ytr, X_valid=Xv, Y_valid=Yv)
         t_clf = time.perf_counter() - t0
         t0 = time.perf_counter()
         model, _ = _hand_assembled(Xtr, Ytr, Xv, Yv, **settings)

@@ -240,6 +240,12 @@ def score(indices: np.ndarray, Y: sp.csr_matrix, counts: np.ndarray,
 
 
 # ---------------------------------------------------------------- one method
+def _peak_since(base: int) -> int:
+    """Bytes of the resident-set high-water mark above ``base`` (0 when the kernel's
+    per-CPU counters put the mark a few pages below the resident size read at reset)."""
+    return max(0, _status("VmHWM") - base)
+
+
 def _reset_peak() -> int:
     """Reset the resident-set high-water mark; the resident bytes now."""
     import gc
@@ -265,7 +271,7 @@ def run_peer(split: Split, name: str) -> dict:
     t = time.perf_counter()
     idx, _ = peer.predict_topk(split.X_test, K)
     pred = time.perf_counter() - t
-    peak = _status("VmHWM") - base
+    peak = _peak_since(base)
     vidx, _ = peer.predict_topk(split.X_valid, K)
     peer.close()
     valid = score(vidx, split.Y_valid, split.counts, split.X_train.shape[0])
@@ -328,7 +334,7 @@ def run_recipe(split: Split, spec: dict, echo=print) -> dict:
     t = time.perf_counter()
     idx, _ = predict(model, split.X_test, emb, k=min(K, L), device="cpu")
     pred = time.perf_counter() - t
-    peak = _status("VmHWM") - base
+    peak = _peak_since(base)
     epochs = [{k: e.get(k) for k in ("epoch", "loss", "p@1", "p@5", "map@100", "train_time",
                                      "elapsed")} for e in h.epochs]
     at_best = epochs[best["epoch"] - 1]["elapsed"]

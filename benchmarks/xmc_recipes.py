@@ -214,14 +214,15 @@ def run_recipe(split: xmc.Split, spec: dict, echo=print) -> dict:
     import labelemb
     from labelemb.torch import fit, predict
 
-    torch.set_num_threads(THREADS)
+    threads = spec.get("threads", THREADS)
+    torch.set_num_threads(threads)
     L = split.Y_train.shape[1]
     base = xmc._reset_peak()
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
         emb = labelemb.fit_embeddings(split.Y_train, dim=min(spec["dim"], L - 1), n_labels=L,
-                                      seed=spec["seed"], num_threads=THREADS)
+                                      seed=spec["seed"], num_threads=threads)
     embed_time = time.perf_counter() - t
     model = build(split, spec, emb)
     if spec.get("soft"):
@@ -279,7 +280,7 @@ def run_recipe(split: xmc.Split, spec: dict, echo=print) -> dict:
     idx, _ = predict(model, split.X_test, emb, k=min(xmc.K, L), device="cpu",
                      neighbours=votes)
     pred = time.perf_counter() - t
-    peak = _status("VmHWM") - base
+    peak = xmc._peak_since(base)
     epochs = [{k: e.get(k) for k in ("epoch", "loss", "p@1", "p@5", "map@100", "train_time",
                                      "elapsed", "votes_time", "map@100_model_only")}
               for e in h.epochs]
