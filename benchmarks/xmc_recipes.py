@@ -35,7 +35,7 @@ import scipy.sparse as sp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import xmc  # noqa: E402
-from _util import RESULTS, _status, bench_size, read_runs  # noqa: E402
+from _util import RESULTS, bench_size, read_runs  # noqa: E402
 
 # data name -> (xmc.py split, or the loader and its options)
 DATA = {
