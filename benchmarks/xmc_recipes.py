@@ -2,21 +2,29 @@
 sigmoid baseline and the extreme-classification peers of ``xmc.py``, on the same splits.
 
 Each run is described by a spec (recipe, lr, seed, epochs, hidden, dim, batch_size and the
-variant's options: ``dropout``, ``wide``, ``vec_lr``), trained by ``labelemb.torch.fit`` on
-``X_train`` with the validation split scored after every epoch; test figures are those of the
-best validation epoch. Runs are cached in ``results/xmc_recipes_<data>.jsonl``.
+variant's options: ``schedule`` ("cosine"), ``warmup``, ``dropout``, ``weight_decay``,
+``wide`` (a sparse linear path beside the MLP), ``vec_lr`` / ``first_lr`` (rate multipliers
+of the label vectors / the sparse first layer), ``soft`` (PMI soft targets),
+``neighbours`` with ``nb_t`` and ``nb_w`` (neighbour votes at prediction: k, temperature,
+weight), ``threads``), trained by ``labelemb.torch.fit`` on ``X_train`` with the
+validation split scored after every epoch (fused with the votes when the spec has them);
+test figures are those of the best validation epoch. Runs are cached in
+``results/xmc_recipes_<size>_<data>.jsonl``.
 
 Data (``DATA``): ``wordnet`` (labels seen at least 5 times, near-root labels on more than 30%
 of the samples dropped), ``wordnet-all`` (every label seen in training, same cap),
 ``debian-deps`` and ``debtags`` (``xmc.py``'s splits), ``debian-deps-all`` (every label seen
-in training).
+in training), ``wordnet-lsa`` and ``debian-deps-lsa`` (dense inputs: 256 LSA components).
 
 Usage::
 
     LABELEMB_BENCH=full python benchmarks/xmc_recipes.py explore wordnet
-    LABELEMB_BENCH=full python benchmarks/xmc_recipes.py peers wordnet
-    LABELEMB_BENCH=full python benchmarks/xmc_recipes.py seeds wordnet
-    LABELEMB_BENCH=full python benchmarks/xmc_recipes.py report wordnet
+    LABELEMB_BENCH=full python benchmarks/xmc_recipes.py try wordnet --spec \
+        '{"recipe": "lowrank-softmax", "lr": 0.002, "hidden": 2048, "epochs": 6, \
+          "schedule": "cosine", "patience": 20, "neighbours": 50, "nb_t": 0.05}'
+    LABELEMB_BENCH=full python benchmarks/xmc_recipes.py peers wordnet [--tag idle]
+    LABELEMB_BENCH=full python benchmarks/xmc_recipes.py steps wordnet --hidden 2048
+    LABELEMB_BENCH=full python benchmarks/xmc_recipes.py report all
 """
 
 from __future__ import annotations
