@@ -189,6 +189,33 @@ class _KeepBest:
         return False
 
 
+class _VotedValidation:
+    """A ``fit`` callback, before :class:`_KeepBest`: the epoch's validation MAP@100 with
+    neighbour votes built from that epoch's network (what the default predicts with); the
+    network's own figure is kept as ``map@100_network``, the votes' build time as
+    ``votes_time``."""
+
+    def __init__(self, train, valid, n_labels: int):
+        self.train, self.valid, self.n_labels = train, valid, n_labels
+
+    def __call__(self, history, model) -> bool:
+        from . import metrics
+        from .torch import predict
+        from .torch.neighbours import NeighbourVotes
+
+        rec = history.epochs[-1]
+        t = time.perf_counter()
+        votes = NeighbourVotes.from_model(model, *self.train)
+        rec["votes_time"] = time.perf_counter() - t
+        k = min(100, self.n_labels)
+        idx, _ = predict(model, self.valid[0], k=k, neighbours=votes)
+        rec["map@100_network"] = rec.get(TARGET)
+        rec[TARGET] = metrics.report(idx, self.valid[1], ks=[k], n_labels=self.n_labels)[
+            f"map@{k}"]
+        model.train()
+        return False
+
+
 # ----------------------------------------------------------------------------- methods
 
 
@@ -209,30 +236,32 @@ def _train_recipe(recipe: str, emb, data: dict, budget: Budget, out_dir: str, *,
         model = make_model(backbone, budget.hidden, recipe, embedding=emb, n_labels=n_labels)
     keep = _KeepBest()
     lr = RECIPES[recipe].lr
+    voted = default and RECIPES[recipe].decode == "logits"
+    callbacks = ([_VotedValidation((X, Y), data["valid"], n_labels)] if voted else []) + [keep]
     h = fit(model, (X, Y), emb, valid=data["valid"], epochs=budget.epochs, lr=lr,
             batch_size=budget.batch_size, device=device, seed=seed, progress=progress,
-            callbacks=[keep], recipe=recipe,
+            callbacks=callbacks, recipe=recipe,
             log_path=os.path.join(out_dir, f"train-{recipe}.jsonl"))
     if keep.state is None:  # no finite validation figure: the last epoch is kept
         keep.epoch = h.epochs[-1]["epoch"]
     else:
         model.load_state_dict(keep.state)
-    votes, votes_time = None, 0.0
-    if default and RECIPES[recipe].decode == "logits":
-        # the default predicts with neighbour votes, as labelemb.Classifier does
-        t = time.perf_counter()
+    votes = None
+    if voted:  # the default predicts with neighbour votes, as labelemb.Classifier does
         votes = NeighbourVotes.from_model(model, X, Y)
-        votes_time = time.perf_counter() - t
     idx, _ = predict(model, data["test"][0], emb, k=min(100, n_labels), neighbours=votes)
-    # The label vectors are part of training for the recipes that use them.
+    # The label vectors are part of training for the recipes that use them; an epoch's
+    # predictor with votes also needs them built
     uses_vectors = RECIPES[recipe].head in ("embedding", "lowrank")
-    offset = (data["embedding_time"] if uses_vectors else 0.0) + votes_time
-    epochs = [dict(e, elapsed=e["elapsed"] + offset) for e in h.epochs]
+    offset = data["embedding_time"] if uses_vectors else 0.0
+    epochs = [dict(e, elapsed=e["elapsed"] + offset + e.get("votes_time", 0.0))
+              for e in h.epochs]
     chosen = next(e for e in epochs if e["epoch"] == keep.epoch)
     title = RECIPES[recipe].title + (" + neighbour votes" if votes is not None else "")
     return {"kind": "recipe", "title": title, "lr": lr,
             "train_time": epochs[-1]["elapsed"], "train_time_to_chosen": chosen["elapsed"],
             "embedding_time_included": offset, "chosen_epoch": keep.epoch,
+            "neighbour_votes": voted,
             "valid": {k: chosen[k] for k in ("p@1", "p@5", "ndcg@5", "map@100")},
             "valid_curve": [(e["elapsed"], e[TARGET]) for e in epochs],
             "epochs": epochs, "indices": idx}
