@@ -33,6 +33,7 @@ from .heads import EmbeddingHead, LogitHead, LowRankHead, find_head, make_model,
 from .history import History
 from .inference import evaluate, predict
 from .losses import CosineProximityLoss, sparse_bce_with_logits, sparse_softmax_cross_entropy
+from .neighbours import NeighbourVotes
 from .recipes import RECIPES, Recipe, default_recipe
 from .sparse import SparseAdamW, SparseLinear
 from .train import fit
@@ -46,6 +47,7 @@ __all__ = [
     "LabelCollate",
     "LogitHead",
     "LowRankHead",
+    "NeighbourVotes",
     "Recipe",
     "SparseAdamW",
     "SparseLabels",
