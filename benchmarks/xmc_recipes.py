@@ -304,29 +304,21 @@ def run_recipe(split: xmc.Split, spec: dict, echo=print) -> dict:
             **xmc._test_record(split, idx)}
 
 
+# A run's options in its name, in this order: (option, value that adds no tag, its tag).
+_TAGS = (("wide", None, lambda v: "wide"), ("dim", BASE["dim"], lambda v: f"d{v}"),
+         ("vec_lr", None, lambda v: f"vlr{v:g}"), ("first_lr", None, lambda v: f"flr{v:g}"),
+         ("dropout", None, lambda v: f"do{v:g}"), ("weight_decay", None, lambda v: f"wd{v:g}"),
+         ("soft", None, lambda v: f"soft{v:g}"), ("neighbours", None, lambda v: f"nb{v}"),
+         ("schedule", "constant", str), ("hidden", BASE["hidden"], lambda v: f"h{v}"))
+
+
 def spec_name(spec: dict) -> str:
     """The recipe and its options in one word: ``lowrank-softmax+wide+d512+vlr10+do0.3``."""
     parts = [spec["recipe"]]
-    if spec.get("wide"):
-        parts.append("wide")
-    if spec["dim"] != BASE["dim"]:
-        parts.append(f"d{spec['dim']}")
-    if spec.get("vec_lr"):
-        parts.append(f"vlr{spec['vec_lr']:g}")
-    if spec.get("first_lr"):
-        parts.append(f"flr{spec['first_lr']:g}")
-    if spec.get("dropout"):
-        parts.append(f"do{spec['dropout']:g}")
-    if spec.get("weight_decay"):
-        parts.append(f"wd{spec['weight_decay']:g}")
-    if spec.get("soft"):
-        parts.append(f"soft{spec['soft']:g}")
-    if spec.get("neighbours"):
-        parts.append(f"nb{spec['neighbours']}")
-    if spec.get("schedule", "constant") != "constant":
-        parts.append(spec["schedule"])
-    if spec["hidden"] != BASE["hidden"]:
-        parts.append(f"h{spec['hidden']}")
+    for key, plain, tag in _TAGS:
+        value = spec.get(key, plain)
+        if value and value != plain:
+            parts.append(tag(value))
     for k, v in sorted(spec.get("head", {}).items()):
         parts.append(f"{k}{v}")
     return "+".join(parts)

@@ -67,18 +67,19 @@ def check_output(out: torch.Tensor, width: int, recipe: Recipe) -> None:
 
 
 @torch.no_grad()
-def decode_source(net: nn.Module, source, decoder: Decoder, k: int, batch_size: int,
-                  ctx: DistContext, device: torch.device, amp
+def decode_source(net: nn.Module, source, decoder: Optional[Decoder], k: int, batch_size: int,
+                  ctx: DistContext, device: torch.device, amp, step=None
                   ) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(indices int64, scores float32)`` of this rank's samples, in order, on ``device``;
-    the model is put in eval mode meanwhile."""
+    the model is put in eval mode meanwhile. ``step(x, k) -> (indices, scores)`` replaces
+    ``decoder(net(x), k)`` for a batch (the neighbour votes' fused decoding)."""
     was = net.training
     net.eval()
     idx, scores = [], []
     try:
         with autocast(amp, device):
             for x, _ in source.eval_batches(batch_size, ctx, device):
-                i, s = decoder(net(x), k)
+                i, s = decoder(net(x), k) if step is None else step(x, k)
                 idx.append(i.to(torch.int64))
                 scores.append(s.float())
     finally:

@@ -234,23 +234,12 @@ def decode_fused(net: nn.Module, source, votes: NeighbourVotes, k: int, batch_si
                  device: torch.device, amp) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(indices int64, fused scores float32)``, best first, of every sample of
     ``source``; the model is in eval mode meanwhile."""
+    from .inference import decode_source
+
     _check_head(net)
-    batch_size = fused_batch_size(batch_size, votes.n_labels)
-    was = net.training
-    net.eval()
-    idx, scores = [], []
-    try:
-        with autocast(amp, device):
-            for x, _ in source.eval_batches(batch_size, DistContext(), device):
-                i, s = fused_topk(net, votes, x, k)
-                idx.append(i)
-                scores.append(s)
-    finally:
-        net.train(was)
-    if not idx:
-        return (torch.zeros((0, k), dtype=torch.int64, device=device),
-                torch.zeros((0, k), dtype=torch.float32, device=device))
-    return torch.cat(idx), torch.cat(scores)
+    return decode_source(net, source, None, k, fused_batch_size(batch_size, votes.n_labels),
+                         DistContext(), device, amp,
+                         step=lambda x, k: fused_topk(net, votes, x, k))
 
 
 def check_votes(votes: Optional[NeighbourVotes], n_labels: Optional[int]) -> None:
