@@ -169,10 +169,10 @@ def test_subsample_keeps_the_named_rows():
 def test_keep_best_copies_the_best_epochs_weights():
     import torch
 
-    from labelemb.demo import _KeepBest
+    from labelemb._classifier_parts import BestEpoch
     from labelemb.torch import History
 
-    model, keep, h = torch.nn.Linear(2, 2), _KeepBest(), History()
+    model, keep, h = torch.nn.Linear(2, 2), BestEpoch("map@100", None), History()
     for epoch, value in enumerate([0.2, float("nan"), 0.5, 0.4], 1):
         with torch.no_grad():
             model.weight.fill_(epoch)

@@ -46,7 +46,8 @@ def out_width(net: nn.Module, inputs) -> int:
 
 class BestEpoch:
     """Callback of ``labelemb.torch.fit``: keeps the weights of the best validation epoch
-    and stops after ``patience`` epochs without improvement."""
+    (by the record's ``key``; missing or non-finite figures never count) and stops after
+    ``patience`` epochs without improvement (None: never stops)."""
 
     def __init__(self, key: str, patience: Optional[int]):
         self.key, self.patience = key, patience
@@ -55,7 +56,7 @@ class BestEpoch:
     def __call__(self, history, model) -> bool:
         rec = history.epochs[-1]
         value = rec.get(self.key)
-        if value is not None and value > self.best:
+        if value is not None and np.isfinite(value) and value > self.best:
             self.best, self.epoch, self.bad = value, int(rec["epoch"]), 0
             self.state = {k: t.detach().clone() for k, t in model.state_dict().items()}
         else:

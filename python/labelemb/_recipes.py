@@ -123,8 +123,8 @@ def default_recipe(n_labels: Optional[int] = None, sparse: bool = False) -> str:
     at the best validation epoch, three seeds. Sparse TF-IDF inputs, MLP 2,048 wide: the
     low-rank PMI head trained with softmax cross-entropy (lr 2e-3, cosine decay) was
     ahead of the sigmoid head at its own tuned rate on WordNet (4,929 labels) and Debian
-    dependencies (5,855 labels) by 1-3%, with epochs about a third as costly, and above
-    it on debtags (593 labels); with neighbour votes at prediction
+    dependencies (5,855 labels) by 1-3%, each step a quarter as costly, but 0.6% behind
+    it on debtags (593 labels, sparse); with neighbour votes at prediction
     (:class:`labelemb.torch.neighbours.NeighbourVotes`, used by
     :class:`labelemb.Classifier`) it was also ahead of every extreme-classification tool
     measured (PECOS, Omikuji, napkinXC). Dense inputs below 2,000 labels (debtags as LSA

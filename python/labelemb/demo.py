@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import time
 import warnings
@@ -174,23 +173,8 @@ def _subsample(n: int, limit: Optional[int], seed: int, keep: Sequence[int] = ()
     return np.sort(np.concatenate([keep, drawn]))
 
 
-class _KeepBest:
-    """A ``fit`` callback that copies the weights whenever the validation figure improves
-    (after the epoch's training time is taken, so the copy is not counted as training)."""
-
-    def __init__(self, key: str = TARGET):
-        self.key, self.best, self.epoch, self.state = key, -math.inf, None, None
-
-    def __call__(self, history, model) -> bool:
-        value = history.epochs[-1].get(self.key)
-        if value is not None and math.isfinite(value) and value > self.best:
-            self.best, self.epoch = value, int(history.epochs[-1]["epoch"])
-            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return False
-
-
 class _VotedValidation:
-    """A ``fit`` callback, before :class:`_KeepBest`: the epoch's validation MAP@100 with
+    """A ``fit`` callback, before the best-epoch keeper: the epoch's validation MAP@100 with
     neighbour votes built from that epoch's network (what the default predicts with); the
     network's own figure is kept as ``map@100_network``, the votes' build time as
     ``votes_time``."""
@@ -223,6 +207,7 @@ def _train_recipe(recipe: str, emb, data: dict, budget: Budget, out_dir: str, *,
                   default: bool, device: str, seed: int, progress: bool) -> dict:
     import torch
 
+    from ._classifier_parts import BestEpoch
     from .torch import fit, make_model, mlp, predict
     from .torch.neighbours import NeighbourVotes
 
@@ -234,7 +219,7 @@ def _train_recipe(recipe: str, emb, data: dict, budget: Budget, out_dir: str, *,
         model = make_model(backbone, budget.hidden, embedding=emb, n_labels=n_labels)
     else:
         model = make_model(backbone, budget.hidden, recipe, embedding=emb, n_labels=n_labels)
-    keep = _KeepBest()
+    keep = BestEpoch(TARGET, None)  # copies the weights after the epoch is timed
     lr = RECIPES[recipe].lr
     voted = default and RECIPES[recipe].decode == "logits"
     callbacks = ([_VotedValidation((X, Y), data["valid"], n_labels)] if voted else []) + [keep]
