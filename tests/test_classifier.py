@@ -205,14 +205,23 @@ def test_schedule_defaults_to_the_recipe(data, monkeypatch):
     seen = []
 
     def spy(*args, **kwargs):
-        seen.append(kwargs["schedule"])
+        seen.append((kwargs["lr"], kwargs["schedule"]))
         return real(*args, **kwargs)
 
     real = C.torch_fit
     monkeypatch.setattr(C, "torch_fit", spy)
     Classifier(**SMALL, recipe="lowrank-softmax").fit(X, Y)
     Classifier(**SMALL, recipe="lowrank-softmax", schedule="constant").fit(X, Y)
-    assert seen == [None, "constant"]  # None: fit takes the recipe's (cosine)
+    assert seen == [(1e-2, "cosine"), (1e-2, "constant")]
+    # no lr: the recipe's rate and schedule for the input kind (the backbone's first layer)
+    seen.clear()
+    free = {k: v for k, v in SMALL.items() if k != "lr"}
+    Classifier(**free, recipe="hybrid").fit(np.asarray(X.todense()) if sp.issparse(X) else X, Y)
+    Classifier(**free, recipe="hybrid").fit(sp.csr_matrix(X), Y)
+    Classifier(**free, recipe="hybrid", lr=3e-3, schedule="constant").fit(sp.csr_matrix(X), Y)
+    Classifier(**free, recipe="lowrank-softmax").fit(sp.csr_matrix(X), Y)
+    assert seen == [(1e-3, "constant"), (1e-2, "cosine"), (3e-3, "constant"),
+                    (2e-3, "cosine")]
 
 
 # ---------------------------------------------------------------- files

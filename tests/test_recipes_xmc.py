@@ -45,7 +45,9 @@ def test_recipe_names_are_stable():
 def test_default_recipe_by_label_count(n_labels, want):
     assert default_recipe(n_labels) == want
     assert default_recipe(n_labels, sparse=False) == want
-    assert default_recipe(n_labels, True) == "lowrank-softmax"  # sparse rows: at any count
+    # by the label count alone; sparse rows decide only while the count is unknown
+    assert default_recipe(n_labels, True) == (want if n_labels is not None
+                                              else "lowrank-softmax")
     assert default_recipe is _recipes.default_recipe
 
 
@@ -80,8 +82,10 @@ def test_make_model_default_follows_the_label_count():
     # n_labels, when given, is the label count the choice reads
     large = make_model(mlp(5, [8]), 8, embedding=_vectors(LARGE), n_labels=LARGE)
     assert large[1].recipe == "lowrank-softmax"
-    # a sparse first layer (TF-IDF rows): the low-rank head at any label count
+    # a sparse first layer (TF-IDF rows): the same choice by label count
     sparse = make_model(mlp(5, [8], sparse=True), 8, embedding=_vectors(40))
+    assert isinstance(sparse[1], LogitHead) and sparse[1].recipe == "hybrid"
+    sparse = make_model(mlp(5, [8], sparse=True), 8, embedding=_vectors(LARGE))
     assert isinstance(sparse[1], LowRankHead) and sparse[1].recipe == "lowrank-softmax"
     # a named recipe is never replaced
     named = make_model(mlp(5, [8]), 8, "bce", embedding=_vectors(LARGE))
@@ -93,9 +97,9 @@ def test_make_model_default_bad_arguments():
         make_model(mlp(5, [8]), 8)
     with pytest.raises(ValueError, match="'lowrank-softmax', needs embedding="):
         make_model(mlp(5, [8]), 8, n_labels=LARGE)
-    with pytest.raises(ValueError, match="40 labels and sparse inputs, 'lowrank-softmax', "
-                                         "needs embedding="):
-        make_model(mlp(5, [8], sparse=True), 8, n_labels=40)
+    with pytest.raises(ValueError, match=f"{LARGE} labels, 'lowrank-softmax', needs "
+                                         "embedding="):
+        make_model(mlp(5, [8], sparse=True), 8, n_labels=LARGE)
     with pytest.raises(ValueError, match="n_labels"):
         make_model(mlp(5, [8]), 8, n_labels=0)
     with pytest.raises(TypeError, match="n_labels"):
@@ -163,7 +167,7 @@ def large_files(tmp_path_factory, every_label):
 
 @pytest.mark.parametrize("features, labels, want", [
     ("X.npz", "Y.npz", "lowrank-softmax"), ("X.npy", "Y.npz", "lowrank-softmax"),
-    ("X.npz", "Y_small.npz", "lowrank-softmax"), ("X.npy", "Y_small.npz", "hybrid")])
+    ("X.npz", "Y_small.npz", "hybrid"), ("X.npy", "Y_small.npz", "hybrid")])
 def test_cli_train_default_follows_the_label_count(large_files, tmp_path, capsys, features,
                                                     labels, want):
     from labelemb.cli import main
@@ -190,6 +194,36 @@ def test_classifier_default_follows_the_label_count(every_label):
             return Classifier(dim=8, hidden=(16,), epochs=1, progress=False, **kw).fit(X, Y)
 
     assert find_head(fit(X.toarray(), Y).model_).recipe == "lowrank-softmax"
-    assert find_head(fit(X, Y[:, :50]).model_).recipe == "lowrank-softmax"
+    assert find_head(fit(X, Y).model_).recipe == "lowrank-softmax"
+    assert find_head(fit(X, Y[:, :50]).model_).recipe == "hybrid"
     assert find_head(fit(X.toarray(), Y[:, :50]).model_).recipe == "hybrid"
     assert find_head(fit(X, Y, recipe="bce").model_).recipe == "bce"  # a named one is kept
+
+
+def test_recipe_settings_by_input_kind():
+    for r in RECIPES.values():
+        assert r.settings() == r.settings(sparse=False) == (r.lr, r.schedule)
+    # the full-rank heads over sparse rows: their own measured rate and schedule
+    assert RECIPES["hybrid"].settings(sparse=True) == (1e-2, "cosine")
+    assert RECIPES["bce"].settings(True) == (1e-2, "cosine")
+    assert RECIPES["hybrid"].settings() == (1e-3, "constant")
+    # the others: the same pair for both kinds
+    assert RECIPES["lowrank-softmax"].settings(True) == (2e-3, "cosine") == \
+        RECIPES["lowrank-softmax"].settings()
+    with pytest.raises(TypeError, match="sparse must be True or False"):
+        RECIPES["hybrid"].settings(sparse="yes")
+
+
+@pytest.mark.parametrize("sparse, decays", [(True, True), (False, False)])
+def test_fit_takes_the_schedule_for_the_input_kind(sparse, decays):
+    d = labelemb.make_topic_labels(400, 30, n_features=12, seed=0)
+    X = np.maximum(d.features, 0.0).astype(np.float32)
+    X = sp.csr_matrix(X) if sparse else X
+    torch.manual_seed(0)
+    model = make_model(mlp(12, [16], sparse=sparse), 16, n_labels=30)
+    assert model[1].recipe == "hybrid"
+    h = fit(model, (X, d.labels), epochs=2, lr=1e-2, batch_size=64, device="cpu",
+            progress=False)
+    # cosine decay over sparse rows: the second epoch ends near 0; constant: 1e-2
+    last = h.epochs[-1]["lr"]
+    assert (last < 1e-3) if decays else last == pytest.approx(1e-2), last

@@ -125,3 +125,65 @@ def test_help_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_train_keeps_neighbour_votes_and_evaluate_fuses_them(files, tmp_path, capsys):
+    from labelemb.torch import NeighbourVotes, evaluate
+    from labelemb.torch._cli import _read_state, _votes_of, load_model
+
+    model = tmp_path / "m.pt"
+    base = ["train", files / "X.npy", files / "tags.txt", "--objective", "lowrank-softmax",
+            "--epochs", "2", "--dim", "8", "--hidden", "32", "--no-progress",
+            "--valid-fraction", "0"]
+    code, out, err = _run(capsys, *base, "-o", model, "--neighbours", "7")
+    assert code == 0, err
+    assert "kept the points of 600 training samples for neighbour votes (k = 7)" in out
+    votes = _votes_of(_read_state(str(model)), str(model))
+    assert isinstance(votes, NeighbourVotes) and votes.k == 7 and votes.keys.shape == (600, 8)
+    assert votes.labels.shape == (600, 30) and votes.weight == 0.5
+    # evaluate fuses them: the same figures as labelemb.torch.evaluate with the votes
+    net, _, vectors, vocab = load_model(str(model))
+    X = np.load(files / "X_test.npz")["features"]
+    sets = [line.split(",") for line in (files / "tags_test.txt").read_text().splitlines()]
+    Y = sp.csr_matrix((np.ones(sum(map(len, sets)), np.float32),
+                       [vocab.index(t) for s in sets for t in s],
+                       np.cumsum([0] + [len(s) for s in sets])), shape=(100, 30))
+    want = evaluate(net, (X, Y), vectors, ks=[1, 3, 5], device="cpu", neighbours=votes)
+    alone = evaluate(net, (X, Y), vectors, ks=[1, 3, 5], device="cpu")
+    code, out, err = _run(capsys, "evaluate", model, files / "X_test.npz",
+                          files / "tags_test.txt", "--json")
+    assert code == 0, err
+    assert json.loads(out)["map@30"] == pytest.approx(want["map@30"], abs=1e-6)
+    code, out, err = _run(capsys, "evaluate", model, files / "X_test.npz",
+                          files / "tags_test.txt", "--json", "--no-neighbours")
+    assert code == 0, err
+    assert json.loads(out)["map@30"] == pytest.approx(alone["map@30"], abs=1e-6)
+    assert want["map@30"] != alone["map@30"]
+    code, out, err = _run(capsys, "evaluate", model, files / "X_test.npz",
+                          files / "tags_test.txt")
+    assert "with neighbour votes" in out
+    # 0 turns them off; the paper's recipe (nearest-vector decoding) never keeps them
+    for extra in (["--neighbours", "0", "--objective", "lowrank-softmax"],
+                  ["--objective", "paper"]):
+        code, out, err = _run(capsys, *base[:3], *base[5:], *extra, "-o", tmp_path / "n.pt")
+        assert code == 0, err
+        assert "neighbour votes" not in out
+        assert "neighbours" not in _read_state(str(tmp_path / "n.pt"))
+    code, _, err = _run(capsys, *base, "-o", tmp_path / "x.pt", "--neighbours", "-1")
+    assert code == 2 and "--neighbours" in err
+
+
+def test_damaged_neighbour_votes_are_refused(files, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", model,
+                        "--objective", "bce", "--epochs", "1", "--hidden", "8",
+                        "--no-progress", "-q", "--neighbours", "5")
+    assert code == 0, err
+    state = torch.load(model, weights_only=True)
+    state["neighbours"]["indptr"][-1] += 5  # points past the label indices
+    torch.save(state, model)
+    code, _, err = _run(capsys, "evaluate", model, files / "X_test.npz", files / "tags_test.txt")
+    assert code == 2 and "the neighbour votes are damaged" in err
+    code, _, err = _run(capsys, "evaluate", model, files / "X_test.npz", files / "tags_test.txt",
+                        "--no-neighbours")
+    assert code == 0, err

@@ -302,8 +302,9 @@ def test_sparse_and_dense_inputs_train_alike(problem, recipe):
     X, Y, emb = problem
     sparse, dense = _pair(recipe, emb)
     Xd = X.toarray()
+    # one schedule for both: left unnamed, each would take its recipe's for its input kind
     kw = dict(epochs=3, lr=1e-2, batch_size=32, device="cpu", progress=False, seed=3,
-              weight_decay=0.01)
+              weight_decay=0.01, schedule="constant")
     hs = fit(sparse, (X, Y), emb if recipe == "paper" else None, valid=(X[:80], Y[:80]), **kw)
     hd = fit(dense, (Xd, Y), emb if recipe == "paper" else None, valid=(Xd[:80], Y[:80]), **kw)
     np.testing.assert_allclose(hs["loss"], hd["loss"], rtol=1e-4)

@@ -60,6 +60,13 @@ class Recipe:
         The learning-rate schedule chosen with ``lr``: what :func:`labelemb.torch.fit`,
         :class:`labelemb.Classifier`, ``labelemb train`` and the demo use when none is
         named.
+    sparse_lr, sparse_schedule : float and str, optional
+        The same two, chosen for a backbone whose first layer takes sparse rows
+        (:class:`~labelemb.torch.SparseLinear` under TF-IDF inputs), where they differ:
+        each step touches few rows of that layer, and the full-rank heads measured best
+        there at 1e-2 with cosine decay against 1e-3 constant on dense inputs
+        (``benchmarks/README.md``, "Large label sets"). None: ``lr`` and ``schedule``.
+        :meth:`settings` picks the pair.
     """
 
     name: str
@@ -69,6 +76,20 @@ class Recipe:
     title: str = ""
     lr: float = 1e-3
     schedule: str = "constant"
+    sparse_lr: Optional[float] = None
+    sparse_schedule: Optional[str] = None
+
+    def settings(self, sparse: bool = False) -> Tuple[float, str]:
+        """``(lr, schedule)`` for a backbone over dense rows, or over sparse ones
+        (``sparse=True``).
+
+        >>> RECIPES["hybrid"].settings(), RECIPES["hybrid"].settings(sparse=True)
+        ((0.001, 'constant'), (0.01, 'cosine'))
+        """
+        if check_bool(sparse, "sparse"):
+            return (self.lr if self.sparse_lr is None else self.sparse_lr,
+                    self.schedule if self.sparse_schedule is None else self.sparse_schedule)
+        return self.lr, self.schedule
 
 
 # The first recipe of each head kind is the one inferred for a head made without
@@ -76,7 +97,8 @@ class Recipe:
 RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("paper", "cosine", "nearest", "embedding",
            "label embedding + cosine proximity (paper)", 3e-3),
-    Recipe("bce", "bce", "logits", "logit", "sigmoid cross-entropy (log-prior biases)", 1e-3),
+    Recipe("bce", "bce", "logits", "logit", "sigmoid cross-entropy (log-prior biases)", 1e-3,
+           sparse_lr=1e-2, sparse_schedule="cosine"),
     Recipe("lowrank", "bce", "logits", "lowrank", "low-rank PMI head + sigmoid cross-entropy",
            3e-3),
     Recipe("softmax", "softmax", "logits", "logit",
@@ -84,12 +106,12 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in (
     Recipe("lowrank-softmax", "softmax", "logits", "lowrank",
            "low-rank PMI head + softmax cross-entropy", 2e-3, "cosine"),
     Recipe("hybrid", "hybrid", "logits", "logit",
-           "one output per label + sigmoid and softmax CE", 1e-3),
+           "one output per label + sigmoid and softmax CE", 1e-3,
+           sparse_lr=1e-2, sparse_schedule="cosine"),
     Recipe("lowrank-hybrid", "hybrid", "logits", "lowrank",
            "low-rank PMI head + sigmoid and softmax CE", 1e-3),
 )}
-# The default recipe for dense inputs below LARGE_LABEL_SET labels, and for the others
-# (default_recipe).
+# The default recipe below LARGE_LABEL_SET labels, and from there on (default_recipe).
 DEFAULT_RECIPE = "hybrid"
 DEFAULT_RECIPE_LARGE = "lowrank-softmax"
 LARGE_LABEL_SET = 2000
@@ -104,33 +126,37 @@ def default_recipe(n_labels: Optional[int] = None, sparse: bool = False) -> str:
     Parameters
     ----------
     n_labels : int, optional
-        The size of the label set. None (not known yet): decided by ``sparse`` alone.
+        The size of the label set: what decides.
     sparse : bool, default False
         Whether the inputs are sparse rows (TF-IDF, bags of features: a scipy sparse
         matrix, a backbone with a :class:`~labelemb.torch.SparseLinear` first layer).
+        Consulted only when ``n_labels`` is None (not known yet): sparse inputs come with
+        large label sets far more often than not.
 
     Returns
     -------
     str
         ``"lowrank-softmax"`` (:data:`DEFAULT_RECIPE_LARGE`) from
-        :data:`LARGE_LABEL_SET` = 2,000 labels on, and for sparse inputs at any label
-        count; ``"hybrid"`` (:data:`DEFAULT_RECIPE`) for dense inputs below 2,000 labels.
+        :data:`LARGE_LABEL_SET` = 2,000 labels on, ``"hybrid"`` (:data:`DEFAULT_RECIPE`)
+        below, whatever the inputs. Each is trained at its own measured rate and schedule
+        for the input kind (:meth:`Recipe.settings`).
 
     Notes
     -----
-    Chosen by measurement (``benchmarks/README.md``, "Large label sets"): the same sparse
-    MLP for every recipe, learning rates and schedules tuned on validation, test MAP@100
-    at the best validation epoch, three seeds. Sparse TF-IDF inputs, MLP 2,048 wide: the
+    Chosen by measurement (``benchmarks/README.md``, "Large label sets"): the same MLP
+    for every recipe, learning rates and schedules tuned on validation, test MAP@100 at
+    the best validation epoch, three seeds. Sparse TF-IDF inputs, MLP 2,048 wide: the
     low-rank PMI head trained with softmax cross-entropy (lr 2e-3, cosine decay) was
     ahead of the sigmoid head at its own tuned rate on WordNet (4,929 labels) and Debian
-    dependencies (5,855 labels) by 1-3%, each step a quarter as costly, but 0.6% behind
-    it on debtags (593 labels, sparse); with neighbour votes at prediction
-    (:class:`labelemb.torch.neighbours.NeighbourVotes`, used by
-    :class:`labelemb.Classifier`) it was also ahead of every extreme-classification tool
-    measured (PECOS, Omikuji, napkinXC). Dense inputs below 2,000 labels (debtags as LSA
-    vectors, the Openclipart images) measured best with the full-rank ``"hybrid"`` head,
-    where the low-rank heads lost 0.4-0.7%. The threshold lies between the sizes
-    measured; it is not tuned.
+    dependencies (5,855 labels) by 1-3%, each step a quarter as costly; with neighbour
+    votes at prediction (:class:`labelemb.torch.neighbours.NeighbourVotes`, used by
+    :class:`labelemb.Classifier`) by 3-4%, and ahead of every extreme-classification tool
+    measured (PECOS, Omikuji, napkinXC). Below 2,000 labels the full-rank ``"hybrid"``
+    head measured best or level: on debtags (593 labels) as sparse TF-IDF rows (lr 1e-2,
+    cosine decay, with votes: 0.4% behind the tuned sigmoid head, within its seed spread,
+    where the low-rank head was 0.6% behind), as dense LSA vectors, and on the Openclipart
+    images (lr 1e-3), where the low-rank heads lost 0.4-0.7%. The threshold lies between
+    the sizes measured; it is not tuned.
 
     Raises
     ------
@@ -143,13 +169,14 @@ def default_recipe(n_labels: Optional[int] = None, sparse: bool = False) -> str:
     --------
     >>> from labelemb._recipes import default_recipe
     >>> default_recipe(600), default_recipe(600, sparse=True), default_recipe(20_000)
-    ('hybrid', 'lowrank-softmax', 'lowrank-softmax')
+    ('hybrid', 'hybrid', 'lowrank-softmax')
+    >>> default_recipe(sparse=True)
+    'lowrank-softmax'
     """
     sparse = check_bool(sparse, "sparse")
     if n_labels is not None:
         n_labels = check_int(n_labels, "n_labels", lo=1, hint=" (the size of the label set)")
-        if n_labels >= LARGE_LABEL_SET:
-            return DEFAULT_RECIPE_LARGE
+        return DEFAULT_RECIPE_LARGE if n_labels >= LARGE_LABEL_SET else DEFAULT_RECIPE
     return DEFAULT_RECIPE_LARGE if sparse else DEFAULT_RECIPE
 
 

@@ -104,9 +104,8 @@ class Classifier(_Params, _Base):
         A recipe name (``"paper"``, ``"bce"``, ``"lowrank"``, ``"softmax"``,
         ``"lowrank-softmax"``, ``"hybrid"``, ``"lowrank-hybrid"``): the head and loss (see
         :func:`labelemb.torch.make_model`). None: the default for the size of the label
-        set and the input kind (:func:`labelemb.torch.default_recipe`:
-        ``"lowrank-softmax"`` from 2,000 labels on and for sparse inputs, ``"hybrid"``
-        for dense inputs below 2,000 labels).
+        set (:func:`labelemb.torch.default_recipe`: ``"lowrank-softmax"`` from 2,000
+        labels on, ``"hybrid"`` below).
     dim : int, default 256
         Label embedding dimension (clipped to ``L - 1`` for small label sets).
     hidden : sequence of int, default (1024,)
@@ -115,14 +114,16 @@ class Classifier(_Params, _Base):
         Dropout after each hidden layer of the MLP.
     epochs : int, default 10
     lr : float, optional
-        Learning rate (AdamW). None: the recipe's measured default
-        (``labelemb._recipes.RECIPES[recipe].lr``).
+        Learning rate (AdamW). None: the recipe's measured default for the backbone's
+        input kind (``labelemb._recipes.RECIPES[recipe].settings(sparse)``: 1e-2 for the
+        full-rank heads over sparse rows, 1e-3 over dense ones; 2e-3 for
+        ``"lowrank-softmax"``).
     batch_size : int, default 256
     weight_decay : float, default 0
     schedule : {"constant", "cosine"}, optional
-        Learning-rate schedule. None: the recipe's measured default
-        (``labelemb._recipes.RECIPES[recipe].schedule``: cosine decay for
-        ``"lowrank-softmax"``, constant for the others).
+        Learning-rate schedule. None: the recipe's measured default, chosen with ``lr``
+        (cosine decay for ``"lowrank-softmax"`` and for the full-rank heads over sparse
+        rows, constant otherwise).
     patience : int, optional
         With a validation set: stop after this many epochs without a better validation
         MAP@100 (None: train every epoch). The best epoch's weights are kept either way.
@@ -220,8 +221,7 @@ class Classifier(_Params, _Base):
             raise TypeError(f"hidden must be a sequence of widths such as (1024,), got "
                             f"{type(self.hidden).__name__}")
         hidden = [check_int(h, "hidden widths", lo=1) for h in hidden]
-        lr = RECIPES[recipe].lr if self.lr is None else \
-            check_float(self.lr, "lr", lo=0.0, lo_open=True)
+        lr = None if self.lr is None else check_float(self.lr, "lr", lo=0.0, lo_open=True)
         patience = None if self.patience is None else check_int(self.patience, "patience",
                                                                  lo=1)
         backbone = self.backbone
@@ -292,7 +292,6 @@ class Classifier(_Params, _Base):
             raise ValueError("Y has no labels at all; every sample's label set is empty")
         if self.recipe is None:  # the default recipe depends on the size of the label set
             s["recipe"] = default_recipe(L, bool(sp.issparse(X)))
-            s["lr"] = RECIPES[s["recipe"]].lr if self.lr is None else s["lr"]
         valid = None
         if X_valid is not None:
             Xv = features(X_valid, "X_valid", text_features, images=self.backbone is not None)
@@ -307,6 +306,10 @@ class Classifier(_Params, _Base):
             if names is not None:
                 emb.label_names = list(names)
             model, architecture = self._build(s, emb, X)
+            # The recipe's rate and schedule for this backbone's input kind.
+            lr, schedule = RECIPES[s["recipe"]].settings(first_sparse_layer(model) is not None)
+            s["lr"] = lr if s["lr"] is None else s["lr"]
+            s["schedule"] = schedule if s["schedule"] is None else s["schedule"]
             key = f"map@{min(100, L)}"
             keeper = BestEpoch(key, s["patience"])
             history = torch_fit(model, (X, Y), emb, valid=valid, epochs=s["epochs"],

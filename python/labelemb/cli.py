@@ -207,15 +207,15 @@ def neighbors(args: argparse.Namespace) -> int:
              "sigmoid outputs through the embedding; softmax, lowrank-softmax: the same "
              "two heads trained with softmax cross-entropy over all labels; hybrid, "
              "lowrank-hybrid: with the sum of both losses (default: "
-             f"{DEFAULT_RECIPE_LARGE} from {LARGE_LABEL_SET} labels on and for sparse "
-             f"features, {DEFAULT_RECIPE} for dense features below {LARGE_LABEL_SET} "
-             "labels; the best measured for each)"),
+             f"{DEFAULT_RECIPE_LARGE} from {LARGE_LABEL_SET} labels on, {DEFAULT_RECIPE} "
+             "below; the best measured for each)"),
     arg("--embedding", metavar="EMB.npz",
         help="label embedding from 'labelemb fit' (default: fit one on the training labels)"),
     arg("--dim", type=int, default=256, help="dimension of that embedding (default 256)"),
     arg("--epochs", type=int, default=10, help="passes over the training set (default 10)"),
     arg("--lr", type=float, default=None,
-        help="learning rate (default: the recipe's, 0.002 for lowrank-softmax)"),
+        help="learning rate (default: the recipe's for the input kind: 0.002 for "
+             "lowrank-softmax; 0.01 for hybrid and bce on sparse rows, 0.001 on dense)"),
     arg("--batch-size", type=int, default=256, help="samples per step (default 256)"),
     arg("--hidden", default="512", help="hidden layer widths, e.g. 1024,512 (default 512)"),
     arg("--dropout", type=float, default=0.0, help="dropout after each hidden layer"),
@@ -223,8 +223,12 @@ def neighbors(args: argparse.Namespace) -> int:
         help="default adamw"),
     arg("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0)"),
     arg("--schedule", choices=("constant", "cosine"), default=None,
-        help="learning-rate schedule (default: the recipe's, cosine decay for "
-             "lowrank-softmax, constant for the others)"),
+        help="learning-rate schedule (default: the recipe's for the input kind: cosine "
+             "decay for lowrank-softmax and for hybrid and bce on sparse rows)"),
+    arg("--neighbours", type=int, default=50,
+        help="keep the training samples' points in the model file: 'evaluate' fuses the "
+             "model with the labels of this many nearest ones (recipes decoded by their "
+             "outputs; 0 = the model alone; default 50)"),
     arg("--valid-features", metavar="FILE", help="validation inputs (with --valid-labels)"),
     arg("--valid-labels", metavar="FILE", help="validation label sets"),
     arg("--valid-fraction", type=float, default=0.1,
@@ -278,6 +282,8 @@ DistributedDataParallel across the processes."""
     arg("--predictions", metavar="FILE.txt",
         help="also write each sample's top labels, one line per sample"),
     arg("--top", type=int, default=10, help="labels per line in --predictions (default 10)"),
+    arg("--no-neighbours", action="store_true",
+        help="score the network alone, without the neighbour votes kept in the model file"),
     arg("--device", default="auto", help="auto, cpu, cuda or cuda:N"),
     arg("--batch-size", type=int, default=2048, help="samples per forward pass"),
     _delimiter_arg("text files", "; ',' in --predictions"),
@@ -302,8 +308,7 @@ outputs); samples without labels are left out."""
     arg("-o", "--output", required=True, metavar="MODEL.npz", help="where to save the model"),
     arg("--recipe", default=None,
         help="paper, bce, lowrank, softmax, lowrank-softmax, hybrid or lowrank-hybrid "
-             "(default: lowrank-softmax for sparse features or 2,000 labels and more, "
-             "hybrid otherwise)"),
+             "(default: lowrank-softmax from 2,000 labels on, hybrid below)"),
     arg("--dim", type=int, default=256, help="label embedding dimension (default 256)"),
     arg("--hidden", default="1024", help="hidden widths of the MLP, e.g. 1024,512"),
     arg("--dropout", type=float, default=0.0, help="dropout after each hidden layer"),

@@ -220,7 +220,7 @@ def _train_recipe(recipe: str, emb, data: dict, budget: Budget, out_dir: str, *,
     else:
         model = make_model(backbone, budget.hidden, recipe, embedding=emb, n_labels=n_labels)
     keep = BestEpoch(TARGET, None)  # copies the weights after the epoch is timed
-    lr = RECIPES[recipe].lr
+    lr = RECIPES[recipe].settings(sparse=True)[0]  # its schedule: fit takes it too
     voted = default and RECIPES[recipe].decode == "logits"
     callbacks = ([_VotedValidation((X, Y), data["valid"], n_labels)] if voted else []) + [keep]
     h = fit(model, (X, Y), emb, valid=data["valid"], epochs=budget.epochs, lr=lr,
@@ -442,7 +442,8 @@ def run_text_demo(out_dir: str = "labelemb-demo", *, data: str = "wordnet",
     results: Dict[str, dict] = {}
     for r in recipes:
         echo(f"\nTraining {r}{' (the default)' if r == default else ''}: {RECIPES[r].title}, "
-             f"{budget.epochs} epoch{'s' if budget.epochs != 1 else ''}, lr {RECIPES[r].lr:g}")
+             f"{budget.epochs} epoch{'s' if budget.epochs != 1 else ''}, "
+             f"lr {RECIPES[r].settings(sparse=True)[0]:g}")
         results[r] = _train_recipe(r, emb, split, budget, out_dir, default=r == default,
                                    device=device, seed=seed, progress=progress)
         res = results[r]

@@ -27,6 +27,7 @@ from .._validation import check_float, check_int
 from .device import resolve_device
 from .heads import find_head, make_model, mlp
 from .inference import evaluate, predict
+from .neighbours import NeighbourVotes
 from .train import fit
 
 MODEL_FORMAT = "labelemb-model"
@@ -144,12 +145,20 @@ def _build(config: dict, vectors: Optional[np.ndarray]):
                       n_labels=config["n_labels"])
 
 
-def save_model(path: str, model, config: dict, vectors, label_names, history) -> None:
+def save_model(path: str, model, config: dict, vectors, label_names, history,
+               votes: Optional[NeighbourVotes] = None) -> None:
     state = {"format": MODEL_FORMAT, "format_version": MODEL_VERSION, "config": config,
              "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "vectors": torch.from_numpy(vectors) if vectors is not None else None,
              "label_names": list(label_names) if label_names is not None else None,
              "history": history.epochs}
+    if votes is not None:  # the training points and label sets, and the fusion's settings
+        state["neighbours"] = {
+            "keys": torch.from_numpy(votes.keys),
+            "indptr": torch.from_numpy(votes.labels.indptr.astype(np.int64)),
+            "indices": torch.from_numpy(votes.labels.indices.astype(np.int64)),
+            "n_labels": votes.n_labels, "k": votes.k, "temperature": votes.temperature,
+            "weight": votes.weight}
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     with atomic_write(path) as f:
@@ -158,6 +167,10 @@ def save_model(path: str, model, config: dict, vectors, label_names, history) ->
 
 def load_model(path: str):
     """(model, config, vectors, label_names) from a file written by ``labelemb train``."""
+    return _model_of(_read_state(path))
+
+
+def _read_state(path: str) -> dict:
     if not os.path.isfile(path):
         raise ValueError(f"no such model file: {path!r}")
     try:
@@ -169,6 +182,10 @@ def load_model(path: str):
         raise ValueError(f"{path} is not a model saved by 'labelemb train'")
     if state.get("format_version", 0) > MODEL_VERSION:
         raise ValueError(f"{path} was written by a newer labelemb; upgrade labelemb")
+    return state
+
+
+def _model_of(state: dict):
     vectors = state["vectors"].numpy() if state["vectors"] is not None else None
     model = _build(state["config"], vectors)
     model.load_state_dict(state["state_dict"])
@@ -176,6 +193,21 @@ def load_model(path: str):
     if hasattr(head, "prior_initialized"):
         head.prior_initialized = True
     return model, state["config"], vectors, state["label_names"]
+
+
+def _votes_of(state: dict, path: str) -> Optional[NeighbourVotes]:
+    """The neighbour votes kept in the file (None when it has none)."""
+    meta = state.get("neighbours")
+    if meta is None:
+        return None
+    try:
+        keys, indptr, indices = (meta[a].numpy() for a in ("keys", "indptr", "indices"))
+        labels = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                               shape=(keys.shape[0], int(meta["n_labels"])))
+        return NeighbourVotes(keys, labels, k=meta["k"], temperature=meta["temperature"],
+                              weight=meta["weight"])
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: the neighbour votes are damaged ({e})") from None
 
 
 # ---------------------------------------------------------------- commands
@@ -188,6 +220,7 @@ def train_command(args) -> int:
         check_float(args.lr, "--lr", lo=0.0, lo_open=True)
     check_float(args.weight_decay, "--weight-decay", lo=0.0)
     check_float(args.dropout, "--dropout", lo=0.0, hi=1.0, hi_open=True)
+    check_int(args.neighbours, "--neighbours", lo=0)
     _hidden(args.hidden)
     X, Y, names = read_data(args.features, args.labels, args.delimiter)
     if X.ndim != 2:
@@ -235,8 +268,9 @@ def train_command(args) -> int:
               file=sys.stderr)
     head = ALIASES.get(args.objective, args.objective)
     recipe = RECIPES[head]
-    lr = recipe.lr if args.lr is None else args.lr
-    schedule = recipe.schedule if args.schedule is None else args.schedule
+    lr, schedule = recipe.settings(sparse=bool(sp.issparse(X)))  # the MLP's first layer
+    lr = lr if args.lr is None else args.lr
+    schedule = schedule if args.schedule is None else args.schedule
     full = RECIPES[head].head == "logit"  # one output per label, no embedding needed
     # Under torchrun every process runs this; only rank 0 talks and writes the model.
     main_rank = int(os.environ.get("RANK", "0")) == 0
@@ -261,15 +295,22 @@ def train_command(args) -> int:
                   schedule=schedule, device=args.device, seed=args.seed,
                   progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
                   resume=args.resume, log_path=args.log)
+    votes = None
+    if args.neighbours and recipe.decode == "logits" and main_rank:
+        votes = NeighbourVotes.from_model(model, train[0], train[1],
+                                          k=min(args.neighbours, train[1].shape[0]))
     try:
         if main_rank:
-            save_model(args.output, model.cpu(), config, vectors, names, history)
+            save_model(args.output, model.cpu(), config, vectors, names, history, votes)
             if not quiet:
                 last = history.epochs[-1] if history.epochs else {}
                 shown = {k: round(v, 4) for k, v in last.items()
                          if k in ("loss", "p@1", "p@5", "ndcg@5", "map@100")}
                 print(f"trained {args.objective} model for {len(history)} epochs "
                       f"({sum(history['train_time']):.1f} s): {shown}")
+                if votes is not None:
+                    print(f"kept the points of {votes.keys.shape[0]} training samples for "
+                          f"neighbour votes (k = {votes.k})")
                 print(f"saved to {args.output}")
     finally:
         _leave_process_group()
@@ -289,7 +330,9 @@ def _leave_process_group() -> None:
 
 def evaluate_command(args) -> int:
     resolve_device(args.device)
-    model, config, vectors, vocab = load_model(args.model)
+    state = _read_state(args.model)
+    model, config, vectors, vocab = _model_of(state)
+    votes = None if args.no_neighbours else _votes_of(state, args.model)
     X, Y, names = read_data(args.features, args.labels, args.delimiter,
                             ids=None if vocab is None else False)
     if X.shape[0] != Y.shape[0]:
@@ -306,10 +349,10 @@ def evaluate_command(args) -> int:
                          ) from None
     dev = resolve_device(args.device)
     report = evaluate(model, (X, Y), vectors, ks=ks, map_k=args.map_k, device=dev,
-                      batch_size=args.batch_size)
+                      batch_size=args.batch_size, neighbours=votes)
     if args.predictions:
         idx, scores = predict(model, X, vectors, k=min(args.top, config["n_labels"]),
-                              device=dev, batch_size=args.batch_size)
+                              device=dev, batch_size=args.batch_size, neighbours=votes)
         lines = []
         for row in idx:
             labs = [vocab[i] if vocab is not None else str(i) for i in row]
@@ -320,8 +363,9 @@ def evaluate_command(args) -> int:
         json.dump(report, sys.stdout)
         print()
     else:
-        print(f"{args.model}: {config['objective']} model, {config['n_labels']} labels; "
-              f"{report['n_samples']} samples with labels")
+        print(f"{args.model}: {config['objective']} model"
+              f"{' with neighbour votes' if votes is not None else ''}, "
+              f"{config['n_labels']} labels; {report['n_samples']} samples with labels")
         for key, v in report.items():
             if key != "n_samples":
                 print(f"  {key:<14s} {v:.4f}")

@@ -239,15 +239,13 @@ def make_model(backbone: nn.Module, out_features: int, head: Optional[str] = Non
         so :func:`~labelemb.torch.fit` trains it with that recipe's loss.
 
         None (the default) picks by the size of the label set (``n_labels``, else the
-        embedding's) and the input kind (a backbone with a
-        :class:`~labelemb.torch.SparseLinear` takes sparse rows), with
-        :func:`labelemb.torch.default_recipe`: ``"lowrank-softmax"`` from 2,000 labels
-        on and for sparse inputs, ``"hybrid"`` for dense inputs below 2,000 labels. With
-        sparse TF-IDF inputs (WordNet, Debian dependencies: about 5,000 labels; debtags:
-        593) the low-rank PMI head with softmax cross-entropy measured best against a
-        tuned sigmoid baseline, in cheaper epochs (benchmarks/README.md, "Large label
-        sets"); on dense inputs with few labels (debtags as LSA vectors, the Openclipart
-        images) ``"hybrid"`` did (+0.4% MAP@100 on debtags in five seeds of five;
+        embedding's) with :func:`labelemb.torch.default_recipe`: ``"lowrank-softmax"``
+        from 2,000 labels on, ``"hybrid"`` below, for sparse and dense inputs alike. On
+        sparse TF-IDF inputs with about 5,000 labels (WordNet, Debian dependencies) the
+        low-rank PMI head with softmax cross-entropy measured best against a tuned
+        sigmoid baseline, in cheaper epochs (benchmarks/README.md, "Large label sets");
+        with fewer labels (debtags, sparse or as LSA vectors; the Openclipart images)
+        ``"hybrid"`` did, or tied (+0.4% MAP@100 on dense debtags in five seeds of five;
         "Recipes"). ``"hybrid"``'s head does not use the label vectors; ``"lowrank-*"``
         heads start from them, ``"paper"`` regresses onto them.
 
@@ -271,8 +269,7 @@ def make_model(backbone: nn.Module, out_features: int, head: Optional[str] = Non
         sparse = first_sparse_layer(backbone) is not None
         head = default_recipe(L, sparse)
         if RECIPES[head].head != "logit" and embedding is None:
-            raise ValueError(f"the default recipe for {L} labels"
-                             f"{' and sparse inputs' if sparse else ''}, {head!r}, needs "
+            raise ValueError(f"the default recipe for {L} labels, {head!r}, needs "
                              f"embedding= (a LabelEmbedding); pass one, or name a head such "
                              f"as 'hybrid'")
     head = canonical_name(head, "head")

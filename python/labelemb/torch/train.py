@@ -44,6 +44,7 @@ from .sparse import (
     check_source,
     clip_grad_norm_,
     dense_gradients_under_nccl,
+    first_sparse_layer,
     sparse_grad_parameters,
 )
 
@@ -89,8 +90,10 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
     weight_decay : float, default 0
     schedule : {"constant", "cosine"}, optional
         Per-step learning-rate schedule, after ``warmup_steps`` of linear warm-up. None:
-        the recipe's (``RECIPES[recipe].schedule``: cosine decay to 0 over ``epochs``
-        for ``"lowrank-softmax"``, constant for the others).
+        the recipe's for the backbone's input kind (``RECIPES[recipe].settings(sparse)``,
+        ``sparse`` when the model has a :class:`~labelemb.torch.SparseLinear`): cosine
+        decay to 0 over ``epochs`` for ``"lowrank-softmax"`` and for the full-rank heads
+        over sparse rows, constant otherwise.
     device : "auto", "cpu", "cuda" or "cuda:N"
         "auto" picks CUDA when available.
     amp : True, False or "bf16"
@@ -141,8 +144,8 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
     1
     """
     parts = model_parts(model, embedding, recipe)
-    if schedule is None:
-        schedule = parts.recipe.schedule
+    if schedule is None:  # the recipe's, for this backbone's input kind
+        schedule = parts.recipe.settings(first_sparse_layer(model) is not None)[1]
     settings = TrainSettings(parts.recipe.name, epochs, lr, batch_size, optimizer_name(optimizer),
                              weight_decay, schedule, warmup_steps, seed, max_grad_norm)
     eval_batch_size, keep_checkpoints, num_workers, checkpoint_dir = _check_run(
