@@ -1,0 +1,138 @@
+"""What else could be fused with the default's scores: one trained network per data set
+(the default recipe on a sparse MLP, seed 0, as ``xmc_votes.py`` trains it), its neighbour
+votes in the head's space (the shipped fusion), and three additions scored on validation
+(the choice) and test (for the record):
+
+* TF-IDF votes: the label sets of the 50 nearest training rows by cosine of their TF-IDF
+  rows, as a third term beside the network and the head-space votes;
+* label propagation: ``s + g * s P`` with ``P[l, l'] = P(l' | l)`` from co-occurrence;
+* a prior rescaling: ``s * prior^b``.
+
+Usage::
+
+    LABELEMB_BENCH=full python benchmarks/xmc_fusions.py wordnet
+    LABELEMB_BENCH=full python benchmarks/xmc_fusions.py debian-deps
+
+Writes ``results/xmc_fusions_<size>_<data>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import xmc_recipes as xr  # noqa: E402
+import xmc_votes as xv  # noqa: E402
+from _util import RESULTS, bench_size  # noqa: E402
+
+K, TEMPERATURES = 50, (0.02, 0.05, 0.1)
+SHARES = ((0.1, 0.3), (0.1, 0.4), (0.1, 0.5), (0.2, 0.3), (0.2, 0.4), (0.2, 0.5),
+          (0.3, 0.3), (0.3, 0.4), (0.3, 0.5))  # (TF-IDF votes, head-space votes)
+GAINS = (0.05, 0.1, 0.2, 0.4)
+POWERS = (-0.3, -0.2, -0.1, 0.1)
+
+
+def unit_rows(X) -> sp.csr_matrix:
+    X = sp.csr_matrix(X, dtype=np.float32)
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ X)
+
+
+def tfidf_votes(Xq, Xtr_t, Ytr, k: int, temperature: float, batch: int = 1024):
+    """Dense (n, L) votes of the ``k`` training rows nearest by TF-IDF cosine."""
+    import torch
+
+    out = []
+    for a in range(0, Xq.shape[0], batch):
+        sim = torch.from_numpy((Xq[a:a + batch] @ Xtr_t).toarray())
+        top, idx = sim.topk(k, dim=1)
+        w = torch.softmax(top / temperature, dim=1).numpy()
+        rows = np.repeat(np.arange(len(w)), k)
+        W = sp.csr_matrix((w.ravel(), (rows, idx.numpy().ravel())),
+                          shape=(len(w), Xtr_t.shape[1]))
+        out.append(torch.from_numpy((W @ Ytr).toarray()))
+    return torch.cat(out)
+
+
+def fusions(data: str, hidden: int = 2048, epochs: int = 6) -> dict:
+    import torch
+
+    from labelemb.torch.neighbours import NeighbourVotes
+
+    split = xr.load(data)
+    model, _ = xv.train(split, 0, hidden, epochs)
+    keys, _ = xv.outputs(model, split.X_train)
+    votes = NeighbourVotes(keys.numpy(), split.Y_train)  # the shipped settings
+    parts = {"valid": (split.X_valid, split.Y_valid), "test": (split.X_test, split.Y_test)}
+    Ytr = sp.csr_matrix(split.Y_train, dtype=np.float32)
+    net, shipped = {}, {}
+    for p, (X, _) in parts.items():
+        pts, logits = xv.outputs(model, X)
+        net[p] = torch.softmax(logits, dim=1)
+        shipped[p] = xv.fused(votes, logits, pts)
+    out = {"data": data, "hidden": hidden, "epochs": epochs}
+    for p, (_, Y) in parts.items():
+        out[f"alone_{p}"] = xv.map100(split, net[p], Y)
+        out[f"shipped_{p}"] = xv.map100(split, shipped[p], Y)
+    head = {p: (shipped[p] - (1 - votes.weight) * net[p]) / votes.weight for p in parts}
+
+    Xtr_t = unit_rows(split.X_train).T.tocsr()
+    rows = []
+    for t in TEMPERATURES:
+        tv = {p: tfidf_votes(unit_rows(X), Xtr_t, Ytr, K, t) for p, (X, _) in parts.items()}
+        for c, b in SHARES:
+            row = {"temperature": t, "tfidf": c, "head": b}
+            for p, (_, Y) in parts.items():
+                row[p] = xv.map100(split, (1 - b - c) * net[p] + b * head[p] + c * tv[p], Y)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    out["tfidf_votes"] = rows
+
+    counts = np.asarray(Ytr.sum(axis=0)).ravel()
+    P = sp.csr_matrix(sp.diags(1.0 / np.maximum(counts, 1.0)) @ (Ytr.T @ Ytr))
+    out["propagation"] = []
+    for g in GAINS:
+        row = {"gain": g}
+        for p, (_, Y) in parts.items():
+            s = shipped[p].numpy()
+            row[p] = xv.map100(split, torch.from_numpy(s + g * (P.T @ s.T).T), Y)
+        out["propagation"].append(row)
+        print(json.dumps(row), flush=True)
+
+    prior = torch.from_numpy((counts + 1.0) / (counts + 1.0).sum()).float()
+    out["prior"] = []
+    for b in POWERS:
+        row = {"power": b}
+        for p, (_, Y) in parts.items():
+            row[p] = xv.map100(split, shipped[p] * prior.pow(b), Y)
+        out["prior"].append(row)
+        print(json.dumps(row), flush=True)
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("data", choices=tuple(xr.DATA))
+    ap.add_argument("--hidden", type=int, default=2048)
+    a = ap.parse_args(argv)
+    res = fusions(a.data, a.hidden)
+    for name in ("tfidf_votes", "propagation", "prior"):
+        best = max(res[name], key=lambda r: r["valid"])
+        print(f"{name}: best on valid {best}; shipped valid {res['shipped_valid']:.4f} "
+              f"test {res['shipped_test']:.4f}")
+    path = os.path.join(RESULTS, f"xmc_fusions_{bench_size()}_{a.data}.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
