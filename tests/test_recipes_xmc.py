@@ -227,3 +227,54 @@ def test_fit_takes_the_schedule_for_the_input_kind(sparse, decays):
     # cosine decay over sparse rows: the second epoch ends near 0; constant: 1e-2
     last = h.epochs[-1]["lr"]
     assert (last < 1e-3) if decays else last == pytest.approx(1e-2), last
+
+
+def test_default_dim_by_label_count():
+    from labelemb._recipes import WIDE_LABEL_SET, default_dim
+
+    assert WIDE_LABEL_SET == 10_000
+    assert [default_dim(n) for n in (1, 593, 5855, WIDE_LABEL_SET - 1)] == [256] * 4
+    assert [default_dim(n) for n in (WIDE_LABEL_SET, 15_218, np.int64(34_536))] == [512] * 3
+    for bad, error in ((0, ValueError), (2.5, TypeError), (None, TypeError)):
+        with pytest.raises(error, match="n_labels"):
+            default_dim(bad)
+
+
+@pytest.mark.parametrize("n_labels, dim, want", [
+    (40, None, 39), (3000, None, 256), (LARGE * 5, None, 512), (LARGE * 5, 64, 64)])
+def test_classifier_dim_follows_the_label_count(monkeypatch, n_labels, dim, want):
+    import labelemb.classifier as C
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(Y, dim, **kwargs):
+        seen.append(dim)
+        raise Stop
+
+    monkeypatch.setattr(C, "fit_embeddings", spy)
+    rows = np.arange(60)
+    Y = sp.csr_matrix((np.ones(120, np.float32), np.r_[rows % n_labels, (rows + 1) % n_labels],
+                       np.r_[rows * 2, 120]), shape=(60, n_labels))
+    with pytest.raises(Stop):
+        labelemb.Classifier(dim=dim, hidden=(8,), progress=False).fit(
+            np.ones((60, 3), np.float32), Y)
+    assert seen == [want]
+
+
+def test_cli_train_dim_follows_the_label_count(large_files, tmp_path, capsys):
+    from labelemb.cli import main
+
+    with warnings.catch_warnings():  # random label sets: a few labels get zero vectors
+        warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
+        code = main(["train", str(large_files / "X.npz"), str(large_files / "Y_small.npz"),
+                     "-o", str(tmp_path / "m.pt"), "--objective", "lowrank-softmax",
+                     "--epochs", "1", "--hidden", "16", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "fitting a 49-dimensional label embedding" in out  # 256, clipped to L - 1
+    code = main(["train", str(large_files / "X.npz"), str(large_files / "Y_small.npz"),
+                 "-o", str(tmp_path / "m.pt"), "--dim", "0"])
+    assert code == 2 and "--dim" in capsys.readouterr().err

@@ -28,7 +28,7 @@ from torch import nn
 from . import metrics
 from ._classifier_parts import BestEpoch, batch_tensor, out_width, threads
 from ._inputs import check_width, features, label_sets, texts
-from ._recipes import DEFAULT_RECIPE, RECIPES, canonical_name, default_recipe
+from ._recipes import DEFAULT_RECIPE, RECIPES, canonical_name, default_dim, default_recipe
 from ._validation import check_bool, check_choice, check_float, check_int, check_threads
 from .embedding import LabelEmbedding, fit_embeddings
 from .text import TextFeatures
@@ -106,8 +106,10 @@ class Classifier(_Params, _Base):
         :func:`labelemb.torch.make_model`). None: the default for the size of the label
         set (:func:`labelemb.torch.default_recipe`: ``"lowrank-softmax"`` from 2,000
         labels on, ``"hybrid"`` below).
-    dim : int, default 256
-        Label embedding dimension (clipped to ``L - 1`` for small label sets).
+    dim : int, optional
+        Label embedding dimension (clipped to ``L - 1`` for small label sets). None: by
+        the size of the label set (:func:`labelemb._recipes.default_dim`: 256 below
+        10,000 labels, 512 from there on).
     hidden : sequence of int, default (1024,)
         Hidden widths of the default MLP backbone.
     dropout : float, default 0
@@ -181,7 +183,7 @@ class Classifier(_Params, _Base):
     (3, 2)
     """
 
-    def __init__(self, recipe: Optional[str] = None, dim: int = 256,
+    def __init__(self, recipe: Optional[str] = None, dim: Optional[int] = None,
                  hidden: Sequence[int] = (1024,), dropout: float = 0.0, epochs: int = 10,
                  lr: Optional[float] = None, batch_size: int = 256, weight_decay: float = 0.0,
                  schedule: Optional[str] = None, patience: Optional[int] = None,
@@ -232,7 +234,9 @@ class Classifier(_Params, _Base):
             raise TypeError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got "
                             f"{type(self.device).__name__}")
         device = resolve_device(self.device)
-        return {"recipe": recipe, "dim": check_int(self.dim, "dim", lo=1), "hidden": hidden,
+        return {"recipe": recipe,
+                "dim": None if self.dim is None else check_int(self.dim, "dim", lo=1),
+                "hidden": hidden,
                 "dropout": check_float(self.dropout, "dropout", lo=0.0, hi=1.0, hi_open=True),
                 "epochs": check_int(self.epochs, "epochs", lo=1), "lr": lr,
                 "batch_size": check_int(self.batch_size, "batch_size", lo=1),
@@ -301,7 +305,8 @@ class Classifier(_Params, _Base):
             valid = (Xv, Yv)
 
         with threads(s["num_threads"]):
-            emb = fit_embeddings(Y, dim=min(s["dim"], L - 1), seed=s["seed"],
+            dim = default_dim(L) if s["dim"] is None else s["dim"]
+            emb = fit_embeddings(Y, dim=min(dim, L - 1), seed=s["seed"],
                                  num_threads=s["num_threads"], progress=s["progress"])
             if names is not None:
                 emb.label_names = list(names)

@@ -211,7 +211,9 @@ def neighbors(args: argparse.Namespace) -> int:
              "below; the best measured for each)"),
     arg("--embedding", metavar="EMB.npz",
         help="label embedding from 'labelemb fit' (default: fit one on the training labels)"),
-    arg("--dim", type=int, default=256, help="dimension of that embedding (default 256)"),
+    arg("--dim", type=int, default=None,
+        help="dimension of that embedding (default: 256 below 10,000 labels, 512 from "
+             "there on)"),
     arg("--epochs", type=int, default=10, help="passes over the training set (default 10)"),
     arg("--lr", type=float, default=None,
         help="learning rate (default: the recipe's for the input kind: 0.002 for "
@@ -309,7 +311,9 @@ outputs); samples without labels are left out."""
     arg("--recipe", default=None,
         help="paper, bce, lowrank, softmax, lowrank-softmax, hybrid or lowrank-hybrid "
              "(default: lowrank-softmax from 2,000 labels on, hybrid below)"),
-    arg("--dim", type=int, default=256, help="label embedding dimension (default 256)"),
+    arg("--dim", type=int, default=None,
+        help="label embedding dimension (default: 256 below 10,000 labels, 512 from there "
+             "on)"),
     arg("--hidden", default="1024", help="hidden widths of the MLP, e.g. 1024,512"),
     arg("--dropout", type=float, default=0.0, help="dropout after each hidden layer"),
     arg("--epochs", type=int, default=10, help="passes over the training set (default 10)"),

@@ -22,7 +22,7 @@ import torch
 import labelemb
 from labelemb._io import atomic_write
 
-from .._recipes import ALIASES, RECIPES, default_recipe, deprecation_message
+from .._recipes import ALIASES, RECIPES, default_dim, default_recipe, deprecation_message
 from .._validation import check_float, check_int
 from .device import resolve_device
 from .heads import find_head, make_model, mlp
@@ -221,6 +221,8 @@ def train_command(args) -> int:
     check_float(args.weight_decay, "--weight-decay", lo=0.0)
     check_float(args.dropout, "--dropout", lo=0.0, hi=1.0, hi_open=True)
     check_int(args.neighbours, "--neighbours", lo=0)
+    if args.dim is not None:
+        check_int(args.dim, "--dim", lo=1)
     _hidden(args.hidden)
     X, Y, names = read_data(args.features, args.labels, args.delimiter)
     if X.ndim != 2:
@@ -277,9 +279,11 @@ def train_command(args) -> int:
     quiet = args.quiet or not main_rank
     if not full and emb is None:
         say = print if not quiet else (lambda *a, **k: None)
-        say(f"fitting a {args.dim}-dimensional label embedding on the {train[1].shape[0]} "
+        L = int(Y.shape[1])  # the default is clipped for small label sets, as Classifier's
+        dim = min(default_dim(L), max(1, L - 1)) if args.dim is None else args.dim
+        say(f"fitting a {dim}-dimensional label embedding on the {train[1].shape[0]} "
             "training label sets ...")
-        emb = labelemb.fit_embeddings(train[1], dim=args.dim, seed=args.seed,
+        emb = labelemb.fit_embeddings(train[1], dim=dim, seed=args.seed,
                                       progress=not (args.no_progress or quiet))
         if names is not None:
             emb.label_names = list(names)
