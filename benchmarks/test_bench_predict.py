@@ -153,7 +153,8 @@ def _hand_assembled(Xtr, Ytr, Xv, Yv, *, hidden, dim, epochs, seed):
             best["map"] = rec[key]
             best["state"] = {k: t.detach().clone() for k, t in net.state_dict().items()}
 
-    fit(model, (Xtr, Ytr), emb, valid=(Xv, Yv), epochs=epochs, lr=RECIPES[recipe].lr,
+    lr, schedule = RECIPES[recipe].settings(sparse=True)  # the sparse first layer's pair
+    fit(model, (Xtr, Ytr), emb, valid=(Xv, Yv), epochs=epochs, lr=lr, schedule=schedule,
         batch_size=256, seed=seed, progress=False, callbacks=[keep_best])
     model.load_state_dict(best["state"])
     return model, emb
