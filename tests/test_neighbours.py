@@ -125,3 +125,21 @@ def test_fit_takes_the_recipe_schedule(trained, tmp_path):
     assert ck["settings"]["schedule"] == "cosine" and len(h) == 1
     # the cosine schedule ends at 0 after the last step
     assert ck["scheduler"]["_last_lr"][0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_arrays_round_trip_and_damage():
+    rng = np.random.default_rng(0)
+    keys = rng.normal(size=(6, 3)).astype(np.float32)
+    labels = sp.csr_matrix(rng.random((6, 4)) < 0.5, dtype=np.float32)
+    votes = NeighbourVotes(keys, labels, k=3, temperature=0.1, weight=0.3)
+    kept, meta = votes.arrays()
+    back = NeighbourVotes.from_arrays(kept, meta, "m.npz")
+    assert np.array_equal(back.keys, keys) and (back.labels != votes.labels).nnz == 0
+    assert (back.k, back.temperature, back.weight, back.n_labels) == (3, 0.1, 0.3, 4)
+    q = rng.normal(size=(2, 3)).astype(np.float32)
+    assert np.allclose(back.votes(q).toarray(), votes.votes(q).toarray())
+    bad = dict(kept, indptr=kept["indptr"] + 1)  # points past the label indices
+    for arrays, settings in ((bad, meta), ({"keys": keys}, meta), (kept, dict(meta, k=99)),
+                             (kept, {"k": 3})):
+        with pytest.raises(ValueError, match="m.npz: the neighbour votes are damaged"):
+            NeighbourVotes.from_arrays(arrays, settings, "m.npz")

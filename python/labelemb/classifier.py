@@ -505,11 +505,8 @@ class Classifier(_Params, _Base):
             arrays = {"text.terms": self._text.terms, "text.idf": self._text.idf}
         votes = getattr(self, "neighbours_", None)
         if votes is not None:
-            arrays.update({"neighbours.keys": votes.keys,
-                           "neighbours.indptr": votes.labels.indptr.astype(np.int64),
-                           "neighbours.indices": votes.labels.indices.astype(np.int64)})
-            neighbours = {"k": votes.k, "temperature": votes.temperature,
-                          "weight": votes.weight, "n_labels": votes.n_labels}
+            kept, neighbours = votes.arrays()
+            arrays.update({f"neighbours.{a}": v for a, v in kept.items()})
         write_model(path, self.model_.cpu(), self.label_embedding_,
                     architecture=self._architecture, settings=params,
                     history=self.history_.epochs,
@@ -582,12 +579,6 @@ def _load_votes(f, path) -> Optional[NeighbourVotes]:
     meta = f.extra.get("neighbours")
     if not meta:
         return None
-    try:
-        keys, indptr, indices = (f.arrays[f"neighbours.{a}"] for a in
-                                 ("keys", "indptr", "indices"))
-        labels = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
-                               shape=(keys.shape[0], int(meta["n_labels"])))
-        return NeighbourVotes(keys, labels, k=meta["k"], temperature=meta["temperature"],
-                              weight=meta["weight"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: the neighbour votes are damaged ({e})") from None
+    kept = {k[len("neighbours."):]: v for k, v in f.arrays.items()
+            if k.startswith("neighbours.")}
+    return NeighbourVotes.from_arrays(kept, meta, str(path))

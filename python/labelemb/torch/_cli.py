@@ -153,12 +153,8 @@ def save_model(path: str, model, config: dict, vectors, label_names, history,
              "label_names": list(label_names) if label_names is not None else None,
              "history": history.epochs}
     if votes is not None:  # the training points and label sets, and the fusion's settings
-        state["neighbours"] = {
-            "keys": torch.from_numpy(votes.keys),
-            "indptr": torch.from_numpy(votes.labels.indptr.astype(np.int64)),
-            "indices": torch.from_numpy(votes.labels.indices.astype(np.int64)),
-            "n_labels": votes.n_labels, "k": votes.k, "temperature": votes.temperature,
-            "weight": votes.weight}
+        kept, meta = votes.arrays()
+        state["neighbours"] = dict(meta, **{a: torch.from_numpy(v) for a, v in kept.items()})
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     with atomic_write(path) as f:
@@ -200,14 +196,10 @@ def _votes_of(state: dict, path: str) -> Optional[NeighbourVotes]:
     meta = state.get("neighbours")
     if meta is None:
         return None
-    try:
-        keys, indptr, indices = (meta[a].numpy() for a in ("keys", "indptr", "indices"))
-        labels = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
-                               shape=(keys.shape[0], int(meta["n_labels"])))
-        return NeighbourVotes(keys, labels, k=meta["k"], temperature=meta["temperature"],
-                              weight=meta["weight"])
-    except (AttributeError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: the neighbour votes are damaged ({e})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: the neighbour votes are damaged (not a mapping)")
+    kept = {a: v.numpy() if isinstance(v, torch.Tensor) else v for a, v in meta.items()}
+    return NeighbourVotes.from_arrays(kept, kept, path)
 
 
 # ---------------------------------------------------------------- commands
@@ -299,12 +291,12 @@ def train_command(args) -> int:
                   schedule=schedule, device=args.device, seed=args.seed,
                   progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
                   resume=args.resume, log_path=args.log)
-    votes = None
-    if args.neighbours and recipe.decode == "logits" and main_rank:
-        votes = NeighbourVotes.from_model(model, train[0], train[1],
-                                          k=min(args.neighbours, train[1].shape[0]))
     try:
         if main_rank:
+            votes = None
+            if args.neighbours and recipe.decode == "logits":
+                votes = NeighbourVotes.from_model(model, train[0], train[1],
+                                                  k=min(args.neighbours, train[1].shape[0]))
             save_model(args.output, model.cpu(), config, vectors, names, history, votes)
             if not quiet:
                 last = history.epochs[-1] if history.epochs else {}

@@ -36,7 +36,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -172,6 +172,28 @@ class NeighbourVotes:
             model.train(was)
         keys = torch.cat(points).cpu().numpy() if points else np.zeros((0, 1), np.float32)
         return cls(keys, Y, **options)
+
+    def arrays(self) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
+        """What a model file keeps: ``({"keys", "indptr", "indices"}, {"n_labels", "k",
+        "temperature", "weight"})``; :meth:`from_arrays` reads it back."""
+        return ({"keys": self.keys, "indptr": self.labels.indptr.astype(np.int64),
+                 "indices": self.labels.indices.astype(np.int64)},
+                {"n_labels": self.n_labels, "k": self.k, "temperature": self.temperature,
+                 "weight": self.weight})
+
+    @classmethod
+    def from_arrays(cls, arrays, meta, where: str) -> NeighbourVotes:
+        """The votes :meth:`arrays` described; a ``ValueError`` naming ``where`` (the file)
+        when they are damaged."""
+        try:
+            keys, indptr, indices = (np.asarray(arrays[a]) for a in ("keys", "indptr",
+                                                                      "indices"))
+            labels = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                                   shape=(keys.shape[0], int(meta["n_labels"])))
+            return cls(keys, labels, k=meta["k"], temperature=meta["temperature"],
+                       weight=meta["weight"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{where}: the neighbour votes are damaged ({e})") from None
 
     def votes(self, points: np.ndarray) -> sp.csr_matrix:
         """``(m, L)`` CSR: each row's neighbour votes (a distribution over the labels of
