@@ -37,8 +37,12 @@ def test_default_configuration_with_votes(split, benchmark):
 
 
 def test_soft_targets_and_rates_by_part(split):
+    import labelemb.torch.train as train_module
+
+    recipe_loss = train_module.make_loss
     spec = xr.spec("lowrank-softmax", 2e-3, 0, epochs=1, hidden=32, dim=8, soft=0.2,
                    first_lr=2.0, vec_lr=0.5)
     rec = xr.run_recipe(split, spec, echo=lambda *a, **k: None)
+    assert train_module.make_loss is recipe_loss  # later fits get their recipes' losses
     assert "soft0.2" in rec["recipe"] and "flr2" in rec["recipe"] and "vlr0.5" in rec["recipe"]
     assert 0.0 < rec["test_map@100"] <= 1.0

@@ -233,9 +233,10 @@ def run_recipe(split: xmc.Split, spec: dict, echo=print) -> dict:
                                       seed=spec["seed"], num_threads=threads)
     embed_time = time.perf_counter() - t
     model = build(split, spec, emb)
-    if spec.get("soft"):
-        import labelemb.torch.train as train_module
+    import labelemb.torch.train as train_module
 
+    recipe_loss = train_module.make_loss  # put back after this run
+    if spec.get("soft"):
         soft = soft_target_loss(emb, spec["soft"], spec.get("soft_k", 10),
                                 spec.get("soft_t", 0.1))
         train_module.make_loss = lambda recipe, targets=None: soft
@@ -272,11 +273,15 @@ def run_recipe(split: xmc.Split, spec: dict, echo=print) -> dict:
         # stop once validation has fallen past the best (patience epochs)
         return rec["epoch"] - best["epoch"] >= spec.get("patience", 1)
 
-    h = fit(model, (split.X_train, split.Y_train), emb, valid=(split.X_valid, split.Y_valid),
-            epochs=spec["epochs"], lr=spec["lr"], batch_size=spec["batch_size"], device="cpu",
-            seed=spec["seed"], progress=False, callbacks=[keep_best],
-            optimizer=optimizer_for(spec, model), weight_decay=spec.get("weight_decay", 0.0),
-            schedule=spec.get("schedule", "constant"), warmup_steps=spec.get("warmup", 0))
+    try:
+        h = fit(model, (split.X_train, split.Y_train), emb,
+                valid=(split.X_valid, split.Y_valid), epochs=spec["epochs"], lr=spec["lr"],
+                batch_size=spec["batch_size"], device="cpu", seed=spec["seed"],
+                progress=False, callbacks=[keep_best], optimizer=optimizer_for(spec, model),
+                weight_decay=spec.get("weight_decay", 0.0),
+                schedule=spec.get("schedule", "constant"), warmup_steps=spec.get("warmup", 0))
+    finally:  # the soft-target loss must not outlive its run (later fits in this process)
+        train_module.make_loss = recipe_loss
     model.load_state_dict(best["state"])
     votes, votes_time, extra = None, 0.0, {}
     if spec.get("neighbours"):
