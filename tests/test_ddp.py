@@ -128,3 +128,25 @@ def test_cli_train_under_torchrun(tmp_path):
     import json
 
     assert json.loads(ev.stdout)["precision@1"] > 0.2, ev.stdout
+
+
+def test_count_in_waits_for_every_rank_and_survives_a_gone_store():
+    """The teardown's store counter: it adds one, waits until the count is reached (or
+    the time is up), and a store whose host has left ends the wait instead of raising."""
+    import time
+
+    from labelemb.torch._cli import _count_in
+
+    store = dist.HashStore()
+    _count_in(store, "left", 1)
+    assert store.add("left", 0) == 1
+    t = time.monotonic()
+    _count_in(store, "left", 3, timeout=0.2)  # only two ranks ever count in
+    assert store.add("left", 0) == 2
+    assert 0.2 <= time.monotonic() - t < 5.0
+
+    class Gone:
+        def add(self, key, n):
+            raise RuntimeError("Connection reset by peer")
+
+    _count_in(Gone(), "left", 2)  # returns

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -316,12 +317,46 @@ def train_command(args) -> int:
 def _leave_process_group() -> None:
     """Under torchrun: wait for every rank (rank 0 may still be writing), then tear the
     process group down, so no rank exits with its communication threads still running
-    (gloo aborts the process then)."""
+    (gloo aborts the process then).
+
+    A gloo barrier can return on one rank while its last message to another is still on
+    the way; a rank that closes its connections then makes the other fail inside the
+    barrier. So no rank tears down before every rank's barrier has returned, which the
+    ranks tell each other through the rendezvous store; rank 0, which may host that
+    store, leaves last."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    store, world = _default_store(), dist.get_world_size()
+    if store is not None:
+        _count_in(store, "labelemb/left", world)  # every barrier has returned
+        # the others stop using the store once they have counted in; rank 0 waits for it
+        _count_in(store, "labelemb/done", world if dist.get_rank() == 0 else 0)
+    dist.destroy_process_group()
+
+
+def _count_in(store, key: str, wait_for: int, timeout: float = 60.0) -> None:
+    """Add one to the store's counter ``key`` and wait (up to ``timeout`` seconds) until
+    it reaches ``wait_for``."""
+    try:
+        seen = store.add(key, 1)
+        deadline = time.monotonic() + timeout
+        while seen < wait_for and time.monotonic() < deadline:
+            time.sleep(0.02)
+            seen = store.add(key, 0)
+    except Exception:  # the store's host has left: nobody is waiting any more
+        return
+
+
+def _default_store():
+    """The default process group's rendezvous store (None if this torch hides it)."""
+    try:
+        from torch.distributed.distributed_c10d import _get_default_store
+        return _get_default_store()
+    except Exception:  # pragma: no cover - depends on the torch build
+        return None
 
 
 def evaluate_command(args) -> int:
