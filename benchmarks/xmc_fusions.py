@@ -8,12 +8,17 @@ votes in the head's space (the shipped fusion), and three additions scored on va
 * label propagation: ``s + g * s P`` with ``P[l, l'] = P(l' | l)`` from co-occurrence;
 * a prior rescaling: ``s * prior^b``.
 
+With ``--peers``, only ensembles instead: the shipped scores mixed with an
+extreme-classification tool's (``labelemb.peers``; its top-100 scores made a distribution
+per row), ``(1 - c) s + c t``: how much a second, different model could still add.
+
 Usage::
 
     LABELEMB_BENCH=full python benchmarks/xmc_fusions.py wordnet
     LABELEMB_BENCH=full python benchmarks/xmc_fusions.py debian-deps
+    LABELEMB_BENCH=full python benchmarks/xmc_fusions.py wordnet --peers omikuji-bonsai knn
 
-Writes ``results/xmc_fusions_<size>_<data>.json``.
+Writes ``results/xmc_fusions_<size>_<data>.json`` (``xmc_ensembles_...`` with ``--peers``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ K, TEMPERATURES = 50, (0.02, 0.05, 0.1)
 SHARES = ((0.1, 0.3), (0.1, 0.4), (0.1, 0.5), (0.2, 0.3), (0.2, 0.4), (0.2, 0.5),
           (0.3, 0.3), (0.3, 0.4), (0.3, 0.5))  # (TF-IDF votes, head-space votes)
 GAINS = (0.05, 0.1, 0.2, 0.4)
+MIXES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)  # the tool's share in an ensemble
 POWERS = (-0.3, -0.2, -0.1, 0.1)
 
 
@@ -63,7 +69,9 @@ def tfidf_votes(Xq, Xtr_t, Ytr, k: int, temperature: float, batch: int = 1024):
     return torch.cat(out)
 
 
-def fusions(data: str, hidden: int = 2048, epochs: int = 6) -> dict:
+def shipped_scores(data: str, hidden: int, epochs: int):
+    """The default network (seed 0) and its scores on valid and test: alone (softmax)
+    and fused with its neighbour votes (the shipped predictor)."""
     import torch
 
     from labelemb.torch.neighbours import NeighbourVotes
@@ -73,7 +81,6 @@ def fusions(data: str, hidden: int = 2048, epochs: int = 6) -> dict:
     keys, _ = xv.outputs(model, split.X_train)
     votes = NeighbourVotes(keys.numpy(), split.Y_train)  # the shipped settings
     parts = {"valid": (split.X_valid, split.Y_valid), "test": (split.X_test, split.Y_test)}
-    Ytr = sp.csr_matrix(split.Y_train, dtype=np.float32)
     net, shipped = {}, {}
     for p, (X, _) in parts.items():
         pts, logits = xv.outputs(model, X)
@@ -83,6 +90,45 @@ def fusions(data: str, hidden: int = 2048, epochs: int = 6) -> dict:
     for p, (_, Y) in parts.items():
         out[f"alone_{p}"] = xv.map100(split, net[p], Y)
         out[f"shipped_{p}"] = xv.map100(split, shipped[p], Y)
+    return split, parts, votes, net, shipped, out
+
+
+def tool_distribution(peer, X, n_labels: int):
+    """A tool's top-100 scores of every row of ``X`` as a dense distribution per row."""
+    import torch
+
+    idx, sc = peer.predict_topk(X, 100)
+    sc = np.where(idx >= 0, np.maximum(sc, 0.0), 0.0).astype(np.float32)
+    D = np.zeros((X.shape[0], n_labels), np.float32)
+    np.put_along_axis(D, np.maximum(idx, 0), sc, axis=1)
+    D /= np.maximum(D.sum(axis=1, keepdims=True), 1e-12)
+    return torch.from_numpy(D)
+
+
+def ensembles(data: str, names: Sequence[str], hidden: int = 2048, epochs: int = 6) -> dict:
+    from labelemb import peers
+
+    split, parts, _, _, shipped, out = shipped_scores(data, hidden, epochs)
+    L = split.Y_train.shape[1]
+    for name in names:
+        peer = peers.make_peer(name, xr.THREADS).fit(split.X_train, split.Y_train)
+        tool = {p: tool_distribution(peer, X, L) for p, (X, _) in parts.items()}
+        peer.close()
+        out[name] = []
+        for c in MIXES:
+            row = {"c": c}
+            for p, (_, Y) in parts.items():
+                row[p] = xv.map100(split, (1 - c) * shipped[p] + c * tool[p], Y)
+            out[name].append(row)
+            print(json.dumps({"peer": name, **row}), flush=True)
+    return out
+
+
+def fusions(data: str, hidden: int = 2048, epochs: int = 6) -> dict:
+    import torch
+
+    split, parts, votes, net, shipped, out = shipped_scores(data, hidden, epochs)
+    Ytr = sp.csr_matrix(split.Y_train, dtype=np.float32)
     head = {p: (shipped[p] - (1 - votes.weight) * net[p]) / votes.weight for p in parts}
 
     Xtr_t = unit_rows(split.X_train).T.tocsr()
@@ -123,7 +169,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data", choices=tuple(xr.DATA))
     ap.add_argument("--hidden", type=int, default=2048)
+    ap.add_argument("--peers", nargs="+", default=None,
+                    help="ensembles with these tools only (labelemb.peers names)")
     a = ap.parse_args(argv)
+    if a.peers:
+        res = ensembles(a.data, a.peers, a.hidden)
+        for name in a.peers:
+            best = max(res[name], key=lambda r: r["valid"])
+            print(f"{name}: best on valid {best}; shipped valid {res['shipped_valid']:.4f} "
+                  f"test {res['shipped_test']:.4f}")
+        path = os.path.join(RESULTS, f"xmc_ensembles_{bench_size()}_{a.data}.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(res, f, indent=1)
+        return
     res = fusions(a.data, a.hidden)
     for name in ("tfidf_votes", "propagation", "prior"):
         best = max(res[name], key=lambda r: r["valid"])
