@@ -279,7 +279,8 @@ def run_recipe(split: xmc.Split, spec: dict, echo=print) -> dict:
                 batch_size=spec["batch_size"], device="cpu", seed=spec["seed"],
                 progress=False, callbacks=[keep_best], optimizer=optimizer_for(spec, model),
                 weight_decay=spec.get("weight_decay", 0.0),
-                schedule=spec.get("schedule", "constant"), warmup_steps=spec.get("warmup", 0))
+                schedule=spec.get("schedule", "constant"), warmup_steps=spec.get("warmup", 0),
+                sampled_labels=spec.get("sampled"))
     finally:  # the soft-target loss must not outlive its run (later fits in this process)
         train_module.make_loss = recipe_loss
     model.load_state_dict(best["state"])
@@ -314,7 +315,8 @@ _TAGS = (("wide", None, lambda v: "wide"), ("dim", BASE["dim"], lambda v: f"d{v}
          ("vec_lr", None, lambda v: f"vlr{v:g}"), ("first_lr", None, lambda v: f"flr{v:g}"),
          ("dropout", None, lambda v: f"do{v:g}"), ("weight_decay", None, lambda v: f"wd{v:g}"),
          ("soft", None, lambda v: f"soft{v:g}"), ("neighbours", None, lambda v: f"nb{v}"),
-         ("schedule", "constant", str), ("hidden", BASE["hidden"], lambda v: f"h{v}"))
+         ("schedule", "constant", str), ("hidden", BASE["hidden"], lambda v: f"h{v}"),
+         ("sampled", None, lambda v: f"sampled{v}"))
 
 
 def spec_name(spec: dict) -> str:

@@ -67,6 +67,8 @@ class TrainSettings:
     seed : int
     max_grad_norm : float or None
         Gradient clipping (> 0), None for none.
+    sampled_labels : int or None
+        Labels scored per training step (sampled softmax), None for all.
 
     Examples
     --------
@@ -86,6 +88,7 @@ class TrainSettings:
     warmup_steps: int = 0
     seed: int = 0
     max_grad_norm: Optional[float] = None
+    sampled_labels: Optional[int] = None
 
     def __post_init__(self):
         put = object.__setattr__  # frozen: store the checked, converted values
@@ -100,6 +103,9 @@ class TrainSettings:
         if self.max_grad_norm is not None:
             put(self, "max_grad_norm", check_float(self.max_grad_norm, "max_grad_norm",
                                                    lo=0.0, lo_open=True))
+        if self.sampled_labels is not None:
+            put(self, "sampled_labels", check_int(self.sampled_labels, "sampled_labels",
+                                                  lo=1))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -141,7 +141,14 @@ class LowRankHead(_PriorBias, nn.Module):
 
     The weight layer is ``d`` wide; the final product costs O(d · L) per sample. Biases
     are initialised to log prior odds by ``fit``, as for :class:`LogitHead`.
+    ``fit(..., sampled_labels=C)`` scores only ``C`` labels per training step
+    (:mod:`labelemb.torch.sampling`): it sets ``sample`` to ``(label ids, logit
+    offsets, sparse)`` for each step, and the head then outputs those columns while
+    training (``sparse``: the label vectors get a row-sparse gradient, for
+    :class:`~labelemb.torch.sparse.SparseAdamW`).
     """
+
+    sample = None  # (ids, offsets, sparse) of a sampled training step, set by fit
 
     def __init__(self, in_features: int, embedding, *, learn_vectors: bool = True,
                  scale_init: float = 10.0, residual: bool = False):
@@ -165,6 +172,14 @@ class LowRankHead(_PriorBias, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = F.normalize(self.linear(x), dim=-1)
+        if self.training and self.sample is not None:
+            ids, offsets, sparse = self.sample
+            vectors = F.embedding(ids, self.label_vectors, sparse=sparse)
+            out = torch.addmm((self.bias[ids] + offsets).to(z.dtype),
+                              self.scale.to(z.dtype) * z, vectors.to(z.dtype).t())
+            if self.residual is not None:
+                out = out + F.linear(x, self.residual.weight[ids])
+            return out
         out = torch.addmm(self.bias.to(z.dtype), self.scale.to(z.dtype) * z,
                           self.label_vectors.to(z.dtype).t())
         if self.residual is not None:

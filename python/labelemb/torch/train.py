@@ -39,8 +39,10 @@ from .history import History, JsonlLog
 from .inference import Decoder, check_output, validate
 from .optim import make_optimizer, make_schedule, optimizer_name
 from .recipes import Loss, ModelParts, Recipe, make_loss, model_parts
+from .sampling import LabelSampler, check_sampled
 from .sources import as_source
 from .sparse import (
+    SparseAdamW,
     check_source,
     clip_grad_norm_,
     dense_gradients_under_nccl,
@@ -60,7 +62,7 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
         checkpoint_dir: Optional[str] = None, resume: bool = False,
         log_path: Optional[str] = None, recipe: Union[None, str, Recipe] = None,
         eval_batch_size: int = 2048, keep_checkpoints: int = 2, max_grad_norm=None,
-        num_workers: int = 0) -> History:
+        num_workers: int = 0, sampled_labels: Optional[int] = None) -> History:
     """Train ``model`` on ``train`` with the paper's recipe or the sigmoid baseline.
 
     Parameters
@@ -126,6 +128,12 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
         ``"paper"``, warns (``DeprecationWarning``).
     eval_batch_size, max_grad_norm, num_workers : evaluation batch size; gradient
         clipping (None: off); DataLoader workers for Dataset inputs (0: in process).
+    sampled_labels : int, optional
+        A sampled softmax for ``"lowrank-softmax"``: each training step scores the
+        batch's labels plus uniformly drawn others, about this many in all, instead of
+        every label (:mod:`labelemb.torch.sampling`); for label sets where the head's
+        ``O(d · L)`` per sample dominates a step. Validation and prediction score every
+        label. None (default): every label at every step.
 
     Returns
     -------
@@ -146,8 +154,10 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
     parts = model_parts(model, embedding, recipe)
     if schedule is None:  # the recipe's, for this backbone's input kind
         schedule = parts.recipe.settings(first_sparse_layer(model) is not None)[1]
+    sampled_labels = check_sampled(sampled_labels, parts.head, parts.recipe)
     settings = TrainSettings(parts.recipe.name, epochs, lr, batch_size, optimizer_name(optimizer),
-                             weight_decay, schedule, warmup_steps, seed, max_grad_norm)
+                             weight_decay, schedule, warmup_steps, seed, max_grad_norm,
+                             sampled_labels)
     eval_batch_size, keep_checkpoints, num_workers, checkpoint_dir = _check_run(
         eval_batch_size, keep_checkpoints, num_workers, checkpoint_dir, resume, callbacks, amp)
     dev, ctx = training_device(device)
@@ -179,6 +189,10 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
         torch.manual_seed(settings.seed + ctx.rank)
     log = _open_log(checkpoint_dir, log_path, history, ctx, fresh=ckpt is None)
 
+    # a step's label vectors get row-sparse gradients where the optimizer takes them
+    sampler = None if sampled_labels is None else \
+        (parts.head, LabelSampler(n_labels, sampled_labels, seed=settings.seed + 7919 * ctx.rank),
+         isinstance(opt, SparseAdamW))
     bar_cls = _progress_bar() if progress and ctx.is_main else None
     elapsed = history.epochs[-1]["elapsed"] if history.epochs else 0.0
     for epoch in range(start, settings.epochs):
@@ -188,7 +202,7 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
         check = (lambda out: check_output(out, width, rec)) if epoch == start else None
         record = {"epoch": epoch + 1, "recipe": rec.name,
                   **train_epoch(ddp, train_data, loss_fn, opt, sched, epoch, settings, ctx,
-                                dev, amp, bar, check), "steps": steps}
+                                dev, amp, bar, check, sampler), "steps": steps}
         train_time = time.perf_counter() - t0
         elapsed += train_time
         t1 = time.perf_counter()
@@ -272,10 +286,11 @@ def _prepare_data(parts: ModelParts, train, valid, num_workers: int, device: tor
 
 def train_epoch(ddp: nn.Module, source, loss_fn: Loss, opt, sched, epoch: int,
                 settings: TrainSettings, ctx: DistContext, device: torch.device, amp,
-                bar=None, check: Optional[Callable] = None) -> dict:
+                bar=None, check: Optional[Callable] = None, sampler=None) -> dict:
     """One pass over ``source``: a step per batch; returns ``{"loss", "lr"}`` (the mean
     loss over every rank's rows, the learning rate at the end). ``check(outputs)`` runs on
-    the first batch's outputs."""
+    the first batch's outputs. ``sampler``: ``(head, LabelSampler, sparse gradients)``
+    for a sampled softmax (the loss is then over each step's candidates)."""
     ddp.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
@@ -283,25 +298,32 @@ def train_epoch(ddp: nn.Module, source, loss_fn: Loss, opt, sched, epoch: int,
     # torch's clipping cannot take the row-sparse gradients of SparseLinear(sparse_grad=True)
     clip = clip_grad_norm_ if sparse_grad_parameters(ddp) else nn.utils.clip_grad_norm_
     batches = source.train_batches(epoch, settings.batch_size, settings.seed, ctx, device)
-    for step, (x, y) in enumerate(batches):
-        with autocast(amp, device):
-            out = ddp(x)
-        if step == 0 and check is not None:
-            check(out)
-        loss, rows = loss_fn(out, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if params is not None:
-            clip(params, settings.max_grad_norm)
-        opt.step()
-        if sched is not None:
-            sched.step()
-        loss_sum += loss.detach().double() * rows
-        count += rows
-        if bar is not None:
-            bar.update(1)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+    try:
+        for step, (x, y) in enumerate(batches):
+            if sampler is not None:  # this step's candidate labels; y re-indexed onto them
+                ids, offsets, y = sampler[1](y)
+                sampler[0].sample = (ids, offsets, sampler[2])
+            with autocast(amp, device):
+                out = ddp(x)
+            if step == 0 and check is not None and sampler is None:
+                check(out)
+            loss, rows = loss_fn(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if params is not None:
+                clip(params, settings.max_grad_norm)
+            opt.step()
+            if sched is not None:
+                sched.step()
+            loss_sum += loss.detach().double() * rows
+            count += rows
+            if bar is not None:
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+    finally:
+        if sampler is not None:
+            sampler[0].sample = None
     ctx.sum(loss_sum)
     ctx.sum(count)
     if device.type == "cuda":
