@@ -410,11 +410,12 @@ PLANS = {
 
 # ---------------------------------------------------------------- cost of a step
 def step_times(data: str, recipes: Sequence[str] = ("bce", "lowrank-softmax", "hybrid"),
-               steps: int = 20, rounds: int = 3, hidden: int = BASE["hidden"]
-               ) -> Dict[str, float]:
+               steps: int = 20, rounds: int = 3, hidden: int = BASE["hidden"],
+               dim: int = BASE["dim"], sampled: Sequence[int] = ()) -> Dict[str, float]:
     """Median seconds per training step (forward, loss, backward, optimizer) of each recipe
     on the same sparse MLP and the same batches of ``data``, recipes interleaved per round
-    (the cost of an epoch is ``steps per epoch x`` this)."""
+    (the cost of an epoch is ``steps per epoch x`` this). ``sampled``: also
+    ``lowrank-softmax`` scoring that many labels per step (``fit(sampled_labels=)``)."""
     import warnings
 
     import torch
@@ -424,38 +425,47 @@ def step_times(data: str, recipes: Sequence[str] = ("bce", "lowrank-softmax", "h
     from labelemb.torch.optim import make_optimizer
     from labelemb.torch.recipes import RECIPES as TABLE
     from labelemb.torch.recipes import make_loss
-    from labelemb.torch.sparse import csr_batch
+    from labelemb.torch.sampling import LabelSampler
+    from labelemb.torch.sparse import SparseAdamW, csr_batch
 
     torch.set_num_threads(THREADS)
     split = load(data)
     L = split.Y_train.shape[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", labelemb.EmbeddingWarning)
-        emb = labelemb.fit_embeddings(split.Y_train, dim=BASE["dim"], n_labels=L,
+        emb = labelemb.fit_embeddings(split.Y_train, dim=dim, n_labels=L,
                                       num_threads=THREADS)
     bs, rng = BASE["batch_size"], np.random.default_rng(0)
     rows = [np.sort(rng.choice(split.X_train.shape[0], bs, replace=False))
             for _ in range(steps)]
     batches = [(csr_batch(split.X_train[r]), SparseLabels.from_scipy(split.Y_train[r]))
                for r in rows]
-    models = {r: build(split, spec(r, 1e-3, hidden=hidden), emb) for r in recipes}
+    configs = {r: r for r in recipes}
+    configs.update({f"lowrank-softmax+sampled{c}": "lowrank-softmax" for c in sampled})
+    samplers = {f"lowrank-softmax+sampled{c}": LabelSampler(L, c) for c in sampled}
+    models = {name: build(split, spec(r, 1e-3, hidden=hidden, dim=dim), emb)
+              for name, r in configs.items()}
     for m in models.values():
         head = m[1]
         if hasattr(head, "init_prior"):
             head.init_prior(split.counts, split.X_train.shape[0])
-    opts = {r: make_optimizer("adamw", m, 1e-3, 0.0) for r, m in models.items()}
-    losses = {r: make_loss(TABLE[r]) for r in recipes}
-    times: Dict[str, List[float]] = {r: [] for r in recipes}
+    opts = {name: make_optimizer("adamw", m, 1e-3, 0.0) for name, m in models.items()}
+    losses = {name: make_loss(TABLE[r]) for name, r in configs.items()}
+    times: Dict[str, List[float]] = {name: [] for name in configs}
     for _ in range(rounds):
-        for r in recipes:
+        for name in configs:
+            model, sampler = models[name], samplers.get(name)
             t = time.perf_counter()
             for x, y in batches:
-                loss, _ = losses[r](models[r](x), y)
-                opts[r].zero_grad(set_to_none=True)
+                if sampler is not None:  # as fit does it
+                    ids, offsets, y = sampler(y)
+                    model[1].sample = (ids, offsets, isinstance(opts[name], SparseAdamW))
+                loss, _ = losses[name](model(x), y)
+                opts[name].zero_grad(set_to_none=True)
                 loss.backward()
-                opts[r].step()
-            times[r].append((time.perf_counter() - t) / steps)
-    return {r: float(np.median(v)) for r, v in times.items()}
+                opts[name].step()
+            times[name].append((time.perf_counter() - t) / steps)
+    return {name: float(np.median(v)) for name, v in times.items()}
 
 
 # ---------------------------------------------------------------- report
@@ -544,6 +554,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--peers", nargs="+", default=None, help="peers to run (default all)")
     ap.add_argument("--hidden", type=int, default=BASE["hidden"],
                     help="with 'steps': the MLP's width")
+    ap.add_argument("--dim", type=int, default=BASE["dim"],
+                    help="with 'steps': the label vectors' dimension")
+    ap.add_argument("--sampled", type=int, nargs="*", default=(),
+                    help="with 'steps': also lowrank-softmax scoring this many labels a step")
+    ap.add_argument("--recipes", nargs="+", default=("bce", "lowrank-softmax", "hybrid"),
+                    help="with 'steps': the recipes timed")
     ap.add_argument("--tag", default=None,
                     help="with 'peers': run them again under this tag (e.g. 'idle')")
     ap.add_argument("--spec", action="append", default=[],
@@ -556,12 +572,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             specs = [dict(s, tag=a.tag) for s in specs]
         run(a.data, specs)
     elif a.command == "steps":
-        out = step_times(a.data, hidden=a.hidden)
+        out = step_times(a.data, a.recipes, hidden=a.hidden, dim=a.dim, sampled=a.sampled)
         print(json.dumps({"data": a.data, "load": os.getloadavg()[0], **out}))
         with open(os.path.join(RESULTS, f"xmc_recipes_{bench_size()}_steps.jsonl"), "a",
                   encoding="utf-8") as f:
             f.write(json.dumps({"data": a.data, "threads": THREADS, "hidden": a.hidden,
-                                "load": os.getloadavg()[0], **out}) + "\n")
+                                "dim": a.dim, "load": os.getloadavg()[0], **out}) + "\n")
     elif a.command == "report":
         print(write_report(DATA if a.data == "all" else [a.data]))
     elif a.command == "try":

@@ -187,3 +187,27 @@ def test_damaged_neighbour_votes_are_refused(files, tmp_path, capsys):
     code, _, err = _run(capsys, "evaluate", model, files / "X_test.npz", files / "tags_test.txt",
                         "--no-neighbours")
     assert code == 0, err
+
+
+def test_train_with_sampled_labels(files, tmp_path, capsys):
+    """--sampled-labels trains lowrank-softmax with a sampled softmax; the saved model
+    scores every label; other recipes and bad counts are refused before any fit."""
+    model = tmp_path / "m.pt"
+    code, out, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", model,
+                          "--objective", "lowrank-softmax", "--sampled-labels", "12",
+                          "--epochs", "3", "--dim", "8", "--hidden", "32", "--lr", "0.01",
+                          "--batch-size", "64", "--no-progress", "--log",
+                          tmp_path / "log.jsonl")
+    assert code == 0, err
+    log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"]
+    code, out, err = _run(capsys, "evaluate", model, files / "X_test.npz",
+                          files / "tags_test.txt", "--json")
+    assert code == 0, err
+    assert 0.3 < json.loads(out)["precision@1"] <= 1
+    code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", model,
+                        "--objective", "bce", "--sampled-labels", "12")
+    assert code == 2 and "--sampled-labels trains a lowrank-softmax model" in err
+    code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", model,
+                        "--objective", "lowrank-softmax", "--sampled-labels", "0")
+    assert code == 2 and "--sampled-labels" in err

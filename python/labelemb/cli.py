@@ -231,6 +231,10 @@ def neighbors(args: argparse.Namespace) -> int:
         help="keep the training samples' points in the model file: 'evaluate' fuses the "
              "model with the labels of this many nearest ones (recipes decoded by their "
              "outputs; 0 = the model alone; default 50)"),
+    arg("--sampled-labels", type=int, default=None, metavar="N",
+        help="lowrank-softmax only: each step scores the batch's labels and others drawn "
+             "at random, about N in all, instead of every label (a sampled softmax, for "
+             "label sets of hundreds of thousands; default: every label)"),
     arg("--valid-features", metavar="FILE", help="validation inputs (with --valid-labels)"),
     arg("--valid-labels", metavar="FILE", help="validation label sets"),
     arg("--valid-fraction", type=float, default=0.1,

@@ -214,6 +214,8 @@ def train_command(args) -> int:
     check_float(args.weight_decay, "--weight-decay", lo=0.0)
     check_float(args.dropout, "--dropout", lo=0.0, hi=1.0, hi_open=True)
     check_int(args.neighbours, "--neighbours", lo=0)
+    if args.sampled_labels is not None:
+        check_int(args.sampled_labels, "--sampled-labels", lo=1)
     if args.dim is not None:
         check_int(args.dim, "--dim", lo=1)
     _hidden(args.hidden)
@@ -263,6 +265,9 @@ def train_command(args) -> int:
               file=sys.stderr)
     head = ALIASES.get(args.objective, args.objective)
     recipe = RECIPES[head]
+    if args.sampled_labels is not None and head != "lowrank-softmax":
+        raise ValueError(f"--sampled-labels trains a lowrank-softmax model, not {head!r}: "
+                         "add --objective lowrank-softmax or leave --sampled-labels out")
     lr, schedule = recipe.settings(sparse=bool(sp.issparse(X)))  # the MLP's first layer
     lr = lr if args.lr is None else args.lr
     schedule = schedule if args.schedule is None else args.schedule
@@ -291,7 +296,7 @@ def train_command(args) -> int:
                   optimizer=args.optimizer, weight_decay=args.weight_decay,
                   schedule=schedule, device=args.device, seed=args.seed,
                   progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
-                  resume=args.resume, log_path=args.log)
+                  resume=args.resume, log_path=args.log, sampled_labels=args.sampled_labels)
     try:
         if main_rank:
             votes = None
