@@ -316,7 +316,7 @@ _TAGS = (("wide", None, lambda v: "wide"), ("dim", BASE["dim"], lambda v: f"d{v}
          ("dropout", None, lambda v: f"do{v:g}"), ("weight_decay", None, lambda v: f"wd{v:g}"),
          ("soft", None, lambda v: f"soft{v:g}"), ("neighbours", None, lambda v: f"nb{v}"),
          ("schedule", "constant", str), ("hidden", BASE["hidden"], lambda v: f"h{v}"),
-         ("sampled", None, lambda v: f"sampled{v}"))
+         ("sampled", None, lambda v: f"sampled{v}"), ("variant", None, lambda v: v.split()[0]))
 
 
 def spec_name(spec: dict) -> str:
@@ -492,7 +492,7 @@ def summary(data: str, directory: str = RESULTS) -> dict:
     configs: Dict[str, List[dict]] = {}
     for r in recs:
         if r["kind"] == "labelemb":
-            configs.setdefault(f"{r['recipe']} lr={r['lr']:g} ep={r['spec']['epochs']}",
+            configs.setdefault(f"{spec_name(r['spec'])} lr={r['lr']:g} ep={r['spec']['epochs']}",
                                []).append(r)
     trained = [p for p in peers.values() if p["method"] != "popularity"]
     best_peer = max(trained, key=lambda p: p["valid_map@100"]) if trained else None

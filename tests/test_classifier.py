@@ -190,7 +190,9 @@ def test_neighbour_votes(data):
 @pytest.mark.parametrize("kwargs, error", [
     ({"neighbours": -1}, ValueError), ({"neighbours": 2.5}, TypeError),
     ({"neighbour_weight": 1.5}, ValueError), ({"neighbour_weight": "half"}, TypeError),
-    ({"schedule": "linear"}, ValueError)])
+    ({"schedule": "linear"}, ValueError), ({"sampled_labels": -1}, ValueError),
+    ({"sampled_labels": 1.5}, TypeError),
+    ({"sampled_labels": 8, "recipe": "hybrid"}, ValueError)])
 def test_neighbour_and_schedule_settings_are_checked(data, kwargs, error):
     X, Y, _, _ = data
     name = next(iter(kwargs))
@@ -222,6 +224,32 @@ def test_schedule_defaults_to_the_recipe(data, monkeypatch):
     Classifier(**free, recipe="lowrank-softmax").fit(sp.csr_matrix(X), Y)
     assert seen == [(1e-3, "constant"), (1e-2, "cosine"), (3e-3, "constant"),
                     (2e-3, "cosine")]
+
+
+def test_sampled_labels_default_by_label_count(data, monkeypatch):
+    """None: 4,096 labels a step for lowrank-softmax from WIDE_LABEL_SET labels on (here
+    lowered to 10), every label below and for other recipes; 0: every label."""
+    import labelemb._recipes as recipes
+    import labelemb.classifier as C
+
+    X, Y, Xv, Yv = data
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["sampled_labels"])
+        return real(*args, **kwargs)
+
+    real = C.torch_fit
+    monkeypatch.setattr(C, "torch_fit", spy)
+    lowrank = dict(SMALL, recipe="lowrank-softmax")
+    Classifier(**lowrank).fit(X, Y)                              # 24 labels: every label
+    monkeypatch.setattr(recipes, "WIDE_LABEL_SET", 10)
+    clf = Classifier(**lowrank).fit(X, Y)                        # "from 10 labels on"
+    Classifier(**lowrank, sampled_labels=0).fit(X, Y)
+    Classifier(**lowrank, sampled_labels=12).fit(X, Y)
+    Classifier(**dict(SMALL, recipe="hybrid")).fit(X, Y)
+    assert seen == [None, 4096, None, 12, None]
+    assert clf.model_[1].sample is None and clf.score(Xv, Yv)["precision@1"] > 0.3
 
 
 # ---------------------------------------------------------------- files

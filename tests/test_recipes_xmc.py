@@ -240,6 +240,21 @@ def test_default_dim_by_label_count():
             default_dim(bad)
 
 
+def test_default_sampled_labels_by_label_count_and_recipe():
+    from labelemb._recipes import SAMPLED_LABELS, WIDE_LABEL_SET, default_sampled_labels
+
+    assert SAMPLED_LABELS == 4096
+    for n in (1, 5855, WIDE_LABEL_SET - 1):
+        assert default_sampled_labels(n, "lowrank-softmax") is None
+    for n in (WIDE_LABEL_SET, np.int64(34_536), 10**6):
+        assert default_sampled_labels(n, "lowrank-softmax") == 4096
+    for recipe in ("bce", "hybrid", "lowrank", "lowrank-hybrid", "softmax", "paper"):
+        assert default_sampled_labels(10**6, recipe) is None  # they score every label
+    for bad, error in ((0, ValueError), (2.5, TypeError), (None, TypeError)):
+        with pytest.raises(error, match="n_labels"):
+            default_sampled_labels(bad, "lowrank-softmax")
+
+
 @pytest.mark.parametrize("n_labels, dim, want", [
     (40, None, 39), (3000, None, 256), (LARGE * 5, None, 512), (LARGE * 5, 64, 64)])
 def test_classifier_dim_follows_the_label_count(monkeypatch, n_labels, dim, want):

@@ -209,5 +209,35 @@ def test_train_with_sampled_labels(files, tmp_path, capsys):
                         "--objective", "bce", "--sampled-labels", "12")
     assert code == 2 and "--sampled-labels trains a lowrank-softmax model" in err
     code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", model,
-                        "--objective", "lowrank-softmax", "--sampled-labels", "0")
+                        "--objective", "lowrank-softmax", "--sampled-labels", "-1")
     assert code == 2 and "--sampled-labels" in err
+
+
+@pytest.mark.parametrize("argv, wide, expected", [
+    ((), 10_000, None),                                   # 30 labels: every label
+    ((), 10, 4096),                                       # "from 10 labels on": sampled
+    (("--sampled-labels", "0"), 10, None),                # 0: every label
+    (("--sampled-labels", "7"), 10_000, 7),
+    (("--objective", "bce"), 10, None),                   # only lowrank-softmax samples
+])
+def test_train_sampled_labels_default(files, tmp_path, capsys, monkeypatch, argv, wide,
+                                      expected):
+    import labelemb._recipes as recipes
+    import labelemb.torch._cli as tcli
+
+    monkeypatch.setattr(recipes, "WIDE_LABEL_SET", wide)
+    seen = {}
+    real_fit = tcli.fit
+
+    def spy(*a, **kw):
+        seen["sampled"] = kw.get("sampled_labels")
+        return real_fit(*a, **kw)
+
+    monkeypatch.setattr(tcli, "fit", spy)
+    if "--objective" not in argv:
+        argv = ("--objective", "lowrank-softmax") + tuple(argv)
+    code, _, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o",
+                        tmp_path / "m.pt", "--epochs", "1", "--dim", "8", "--hidden", "16",
+                        "--no-progress", "-q", *argv)
+    assert code == 0, err
+    assert seen["sampled"] == expected

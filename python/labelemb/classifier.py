@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from . import metrics
+from . import _recipes, metrics
 from ._classifier_parts import BestEpoch, batch_tensor, out_width, threads
 from ._inputs import check_width, features, label_sets, texts
 from ._recipes import DEFAULT_RECIPE, RECIPES, canonical_name, default_dim, default_recipe
@@ -137,6 +137,11 @@ class Classifier(_Params, _Base):
         Recipes decoded by logits only (not ``"paper"``, for which it is ignored).
     neighbour_weight : float in [0, 1], default 0.5
         The votes' share of the fused score.
+    sampled_labels : int, optional
+        ``"lowrank-softmax"`` only: labels scored per training step (a sampled softmax,
+        ``labelemb.torch.fit(sampled_labels=)``); 0: every label. None: by the size of
+        the label set (:func:`labelemb._recipes.default_sampled_labels`: 4,096 from
+        10,000 labels on, every label below).
     backbone : nn.Module or callable, optional
         Replaces the MLP: a module mapping inputs to (batch, width), or a callable
         ``backbone(n_features) -> nn.Module``. The module given is copied, never trained
@@ -188,6 +193,7 @@ class Classifier(_Params, _Base):
                  lr: Optional[float] = None, batch_size: int = 256, weight_decay: float = 0.0,
                  schedule: Optional[str] = None, patience: Optional[int] = None,
                  neighbours: int = DEFAULT_K, neighbour_weight: float = DEFAULT_WEIGHT,
+                 sampled_labels: Optional[int] = None,
                  backbone: Union[None, nn.Module, Callable[[int], nn.Module]] = None,
                  text: bool = False, device: str = "auto", seed: int = 0,
                  num_threads: int = 0, progress: bool = False, eval_batch_size: int = 4096):
@@ -203,6 +209,7 @@ class Classifier(_Params, _Base):
         self.patience = patience
         self.neighbours = neighbours
         self.neighbour_weight = neighbour_weight
+        self.sampled_labels = sampled_labels
         self.backbone = backbone
         self.text = text
         self.device = device
@@ -247,6 +254,8 @@ class Classifier(_Params, _Base):
                 "neighbours": check_int(self.neighbours, "neighbours", lo=0),
                 "neighbour_weight": check_float(self.neighbour_weight, "neighbour_weight",
                                                 lo=0.0, hi=1.0),
+                "sampled_labels": None if self.sampled_labels is None else
+                check_int(self.sampled_labels, "sampled_labels", lo=0),
                 "device": device, "seed": check_int(self.seed, "seed", lo=0),
                 "num_threads": check_threads(self.num_threads),
                 "progress": check_bool(self.progress, "progress"),
@@ -296,6 +305,9 @@ class Classifier(_Params, _Base):
             raise ValueError("Y has no labels at all; every sample's label set is empty")
         if self.recipe is None:  # the default recipe depends on the size of the label set
             s["recipe"] = default_recipe(L, bool(sp.issparse(X)))
+        if s["sampled_labels"] and s["recipe"] != "lowrank-softmax":
+            raise ValueError(f"sampled_labels applies to recipe 'lowrank-softmax', not "
+                             f"{s['recipe']!r}: set recipe='lowrank-softmax' or leave it None")
         valid = None
         if X_valid is not None:
             Xv = features(X_valid, "X_valid", text_features, images=self.backbone is not None)
@@ -315,12 +327,14 @@ class Classifier(_Params, _Base):
             lr, schedule = RECIPES[s["recipe"]].settings(first_sparse_layer(model) is not None)
             s["lr"] = lr if s["lr"] is None else s["lr"]
             s["schedule"] = schedule if s["schedule"] is None else s["schedule"]
+            sampled = (_recipes.default_sampled_labels(L, s["recipe"])  # by the label count
+                       if s["sampled_labels"] is None else s["sampled_labels"] or None)
             key = f"map@{min(100, L)}"
             keeper = BestEpoch(key, s["patience"])
             history = torch_fit(model, (X, Y), emb, valid=valid, epochs=s["epochs"],
                                 lr=s["lr"], batch_size=s["batch_size"],
                                 weight_decay=s["weight_decay"], schedule=s["schedule"],
-                                device=s["device"],
+                                device=s["device"], sampled_labels=sampled,
                                 seed=s["seed"], progress=s["progress"],
                                 callbacks=[keeper] if valid is not None else ())
             best = len(history)

@@ -233,8 +233,8 @@ def neighbors(args: argparse.Namespace) -> int:
              "outputs; 0 = the model alone; default 50)"),
     arg("--sampled-labels", type=int, default=None, metavar="N",
         help="lowrank-softmax only: each step scores the batch's labels and others drawn "
-             "at random, about N in all, instead of every label (a sampled softmax, for "
-             "label sets of hundreds of thousands; default: every label)"),
+             "at random, about N in all, instead of every label (a sampled softmax; "
+             "0 = every label; default: 4096 from 10,000 labels on, every label below)"),
     arg("--valid-features", metavar="FILE", help="validation inputs (with --valid-labels)"),
     arg("--valid-labels", metavar="FILE", help="validation label sets"),
     arg("--valid-fraction", type=float, default=0.1,

@@ -23,7 +23,14 @@ import torch
 import labelemb
 from labelemb._io import atomic_write
 
-from .._recipes import ALIASES, RECIPES, default_dim, default_recipe, deprecation_message
+from .._recipes import (
+    ALIASES,
+    RECIPES,
+    default_dim,
+    default_recipe,
+    default_sampled_labels,
+    deprecation_message,
+)
 from .._validation import check_float, check_int
 from .device import resolve_device
 from .heads import find_head, make_model, mlp
@@ -215,7 +222,7 @@ def train_command(args) -> int:
     check_float(args.dropout, "--dropout", lo=0.0, hi=1.0, hi_open=True)
     check_int(args.neighbours, "--neighbours", lo=0)
     if args.sampled_labels is not None:
-        check_int(args.sampled_labels, "--sampled-labels", lo=1)
+        check_int(args.sampled_labels, "--sampled-labels", lo=0)
     if args.dim is not None:
         check_int(args.dim, "--dim", lo=1)
     _hidden(args.hidden)
@@ -265,7 +272,10 @@ def train_command(args) -> int:
               file=sys.stderr)
     head = ALIASES.get(args.objective, args.objective)
     recipe = RECIPES[head]
-    if args.sampled_labels is not None and head != "lowrank-softmax":
+    sampled = args.sampled_labels or None  # 0: every label
+    if args.sampled_labels is None:  # the default depends on the size of the label set
+        sampled = default_sampled_labels(int(Y.shape[1]), head)
+    elif sampled is not None and head != "lowrank-softmax":
         raise ValueError(f"--sampled-labels trains a lowrank-softmax model, not {head!r}: "
                          "add --objective lowrank-softmax or leave --sampled-labels out")
     lr, schedule = recipe.settings(sparse=bool(sp.issparse(X)))  # the MLP's first layer
@@ -296,7 +306,7 @@ def train_command(args) -> int:
                   optimizer=args.optimizer, weight_decay=args.weight_decay,
                   schedule=schedule, device=args.device, seed=args.seed,
                   progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
-                  resume=args.resume, log_path=args.log, sampled_labels=args.sampled_labels)
+                  resume=args.resume, log_path=args.log, sampled_labels=sampled)
     try:
         if main_rank:
             votes = None
