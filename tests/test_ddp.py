@@ -101,7 +101,12 @@ def _check_head(tmp_path, head):
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                     reason="needs torch.distributed with gloo")
-def test_cli_train_under_torchrun(tmp_path):
+@pytest.mark.parametrize("features, options", [
+    ("X.npy", ("--objective", "lowrank")),
+    # sparse rows (the SparseLinear all-reduces row-sparse gradients) and a sampled
+    # softmax (its label vectors' gradients stay dense under DDP)
+    ("X.npz", ("--objective", "lowrank-softmax", "--sampled-labels", "16"))])
+def test_cli_train_under_torchrun(tmp_path, features, options):
     """The README's launch line: `torchrun ... -m labelemb train` with 2 CPU processes;
     only rank 0 prints and writes the model, which then evaluates like any other."""
     import subprocess
@@ -110,18 +115,20 @@ def test_cli_train_under_torchrun(tmp_path):
     import scipy.sparse as sp
 
     data = labelemb.make_topic_labels(600, 40, n_features=F, seed=1)
-    np.save(tmp_path / "X.npy", data.features.astype(np.float32))
+    X = data.features.astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    sp.save_npz(tmp_path / "X.npz", sp.csr_matrix(np.maximum(X, 0.0)))
     sp.save_npz(tmp_path / "Y.npz", data.labels.tocsr())
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(_free_port()), "-m", "labelemb", "train", "X.npy", "Y.npz",
-           "-o", "model.pt", "--objective", "lowrank", "--dim", "8", "--epochs", "2",
+           "--master_port", str(_free_port()), "-m", "labelemb", "train", features, "Y.npz",
+           "-o", "model.pt", *options, "--dim", "8", "--epochs", "2",
            "--hidden", "16", "--no-progress"]
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("saved to model.pt") == 1, out.stdout
-    ev = subprocess.run([sys.executable, "-m", "labelemb", "evaluate", "model.pt", "X.npy",
+    ev = subprocess.run([sys.executable, "-m", "labelemb", "evaluate", "model.pt", features,
                          "Y.npz", "--json"], cwd=tmp_path, capture_output=True, text=True,
                         timeout=120)
     assert ev.returncode == 0, ev.stderr[-3000:]

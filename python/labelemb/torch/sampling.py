@@ -12,8 +12,10 @@ only ``C`` candidate labels, the same for the whole batch:
   softmax's normaliser over the candidates estimates the one over all labels.
 
 Only the training steps sample; validation, prediction and the saved model use every label.
-The head's label vectors, biases and scale keep their full shapes (rows outside a step's
-candidates get a zero gradient in that step).
+The head's label vectors, biases and scale keep their full shapes. Under
+:class:`~labelemb.torch.sparse.SparseAdamW` (a sparse first layer) the label vectors get
+row-sparse gradients, so a step updates only its candidates' rows; otherwise, and under
+DistributedDataParallel, the rows outside a step's candidates get a zero gradient.
 """
 
 from __future__ import annotations

@@ -189,10 +189,12 @@ def fit(model: nn.Module, train, embedding=None, *, valid=None, epochs: int, lr:
         torch.manual_seed(settings.seed + ctx.rank)
     log = _open_log(checkpoint_dir, log_path, history, ctx, fresh=ckpt is None)
 
-    # a step's label vectors get row-sparse gradients where the optimizer takes them
+    # a step's label vectors get row-sparse gradients where the optimizer takes them, and
+    # outside DistributedDataParallel (which all-reduces sparse gradients only for the
+    # embedding modules it knows)
     sampler = None if sampled_labels is None else \
         (parts.head, LabelSampler(n_labels, sampled_labels, seed=settings.seed + 7919 * ctx.rank),
-         isinstance(opt, SparseAdamW))
+         isinstance(opt, SparseAdamW) and not ctx.active)
     bar_cls = _progress_bar() if progress and ctx.is_main else None
     elapsed = history.epochs[-1]["elapsed"] if history.epochs else 0.0
     for epoch in range(start, settings.epochs):
