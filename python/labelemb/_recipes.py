@@ -217,8 +217,8 @@ def default_sampled_labels(n_labels: int, recipe: str) -> Optional[int]:
     :data:`WIDE_LABEL_SET` = 10,000 labels on, None (every label) otherwise.
 
     Measured on a 2,048-wide sparse MLP with d = 512 (``benchmarks/README.md``, "Large
-    label sets", round 4): test MAP@100 0.8201 / ... on WordNet with every label (15,218)
-    and 0.5029 on Debian dependencies with every label (34,536), against 0.8189 and 0.5022
+    label sets", round 4): test MAP@100 0.8186 on WordNet with every label (15,218) and
+    0.5029 on Debian dependencies with every label (34,536), against 0.8189 and 0.5022
     scoring every label (three seeds each), with steps 2.6x and 3.3x cheaper. The threshold
     is :func:`default_dim`'s; it is not tuned.
 
