@@ -56,6 +56,7 @@ DATA = {
     # training TF-IDF (TruncatedSVD), L2-normalised
     "wordnet-lsa": ("lsa", {"base": "wordnet", "components": 256}),
     "debian-deps-lsa": ("lsa", {"base": "debian-deps", "components": 256}),
+    "debian-deps-all-lsa": ("lsa", {"base": "debian-deps-all", "components": 256}),
 }
 BASE = {"epochs": 5, "batch_size": 256, "hidden": 512, "dim": 256}
 # threads per run (several runs share the machine's cores)
