@@ -105,7 +105,7 @@ def _check_head(tmp_path, head):
     ("X.npy", ("--objective", "lowrank")),
     # sparse rows (the SparseLinear all-reduces row-sparse gradients) and a sampled
     # softmax (its label vectors' gradients stay dense under DDP)
-    ("X.npz", ("--objective", "lowrank-softmax", "--sampled-labels", "16"))])
+    ("X.npz", ("--objective", "lowrank-softmax", "--sampled-labels", "30", "--batch-size", "8"))])
 def test_cli_train_under_torchrun(tmp_path, features, options):
     """The README's launch line: `torchrun ... -m labelemb train` with 2 CPU processes;
     only rank 0 prints and writes the model, which then evaluates like any other."""

@@ -194,9 +194,9 @@ def test_train_with_sampled_labels(files, tmp_path, capsys):
     scores every label; other recipes and bad counts are refused before any fit."""
     model = tmp_path / "m.pt"
     code, out, err = _run(capsys, "train", files / "X.npy", files / "tags.txt", "-o", model,
-                          "--objective", "lowrank-softmax", "--sampled-labels", "12",
+                          "--objective", "lowrank-softmax", "--sampled-labels", "20",
                           "--epochs", "3", "--dim", "8", "--hidden", "32", "--lr", "0.01",
-                          "--batch-size", "64", "--no-progress", "--log",
+                          "--batch-size", "8", "--no-progress", "--log",
                           tmp_path / "log.jsonl")
     assert code == 0, err
     log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]

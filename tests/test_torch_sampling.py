@@ -111,7 +111,7 @@ def test_sparse_rows_give_the_label_vectors_row_sparse_gradients():
     for a, b in zip(full.parameters(), every.parameters()):
         assert torch.allclose(a, b, atol=1e-5)
     seen.clear()
-    run(30)
+    run(110)  # a few labels drawn beside each batch's own
     assert seen and all(seen)
 
 
@@ -124,7 +124,7 @@ def test_every_label_as_candidates_trains_as_the_full_softmax():
 
 
 def test_sampled_training_learns_and_leaves_a_full_model():
-    model, h = _fit(40, epochs=4)
+    model, h = _fit(100, epochs=4)
     head = model[1]
     assert head.sample is None  # training over: the head scores every label again
     assert h.epochs[-1]["loss"] < h.epochs[0]["loss"]
@@ -152,6 +152,16 @@ def test_bad_sampled_labels():
     with pytest.raises(ValueError, match="softmax loss"):
         fit(hybrid, train, epochs=1, lr=1e-3, batch_size=32, progress=False,
             sampled_labels=50)
+
+
+def test_a_resumed_sampled_run_draws_as_the_uninterrupted_one(tmp_path):
+    full_model, full = _fit(100, epochs=3)
+    _fit(100, epochs=3, checkpoint_dir=str(tmp_path),  # stopped after 2 epochs
+         callbacks=[lambda history, model: len(history.epochs) == 2])
+    model, resumed = _fit(100, epochs=3, checkpoint_dir=str(tmp_path), resume=True)
+    assert resumed["loss"][2] == pytest.approx(full["loss"][2], rel=1e-6)
+    for a, b in zip(full_model.parameters(), model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
 
 
 def test_resuming_with_another_sample_size_is_refused(tmp_path):

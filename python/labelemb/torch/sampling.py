@@ -41,7 +41,9 @@ class LabelSampler:
     n_candidates : int
         ``C``: labels scored per step (at least every label of the batch).
     seed : int
-        Seeds the draws (a generator of its own, on the CPU).
+        Seeds the draws (a generator of its own, on the CPU); :meth:`start_epoch`
+        reseeds them per epoch, so that a run resumed from a checkpoint draws what the
+        uninterrupted run would have.
 
     Calling it on a batch's :class:`SparseLabels` returns ``(ids, offsets, labels)``:
     the candidate label ids (int64, ``(C',)``), the additive logit corrections (float32,
@@ -64,7 +66,12 @@ class LabelSampler:
         self.n_labels = check_int(n_labels, "n_labels", lo=1)
         self.n_candidates = check_int(n_candidates, "sampled_labels", lo=1,
                                       hint=" (labels scored per training step)")
-        self.generator = torch.Generator().manual_seed(check_int(seed, "seed"))
+        self.seed = check_int(seed, "seed")
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Reseed the draws for ``epoch`` (from 0)."""
+        self.generator.manual_seed(self.seed + 1_000_003 * int(epoch))
 
     def __call__(self, labels: SparseLabels) -> Tuple[torch.Tensor, torch.Tensor,
                                                       SparseLabels]:

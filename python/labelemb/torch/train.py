@@ -300,6 +300,8 @@ def train_epoch(ddp: nn.Module, source, loss_fn: Loss, opt, sched, epoch: int,
     # torch's clipping cannot take the row-sparse gradients of SparseLinear(sparse_grad=True)
     clip = clip_grad_norm_ if sparse_grad_parameters(ddp) else nn.utils.clip_grad_norm_
     batches = source.train_batches(epoch, settings.batch_size, settings.seed, ctx, device)
+    if sampler is not None:
+        sampler[1].start_epoch(epoch)
     try:
         for step, (x, y) in enumerate(batches):
             if sampler is not None:  # this step's candidate labels; y re-indexed onto them
