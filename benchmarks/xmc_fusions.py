@@ -173,24 +173,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                     help="ensembles with these tools only (labelemb.peers names)")
     a = ap.parse_args(argv)
     if a.peers:
-        res = ensembles(a.data, a.peers, a.hidden)
-        for name in a.peers:
-            best = max(res[name], key=lambda r: r["valid"])
-            print(f"{name}: best on valid {best}; shipped valid {res['shipped_valid']:.4f} "
-                  f"test {res['shipped_test']:.4f}")
-        path = os.path.join(RESULTS, f"xmc_ensembles_{bench_size()}_{a.data}.json")
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(res, f, indent=1)
-        return
-    res = fusions(a.data, a.hidden)
-    for name in ("tfidf_votes", "propagation", "prior"):
+        res, names, stem = ensembles(a.data, a.peers, a.hidden), a.peers, "xmc_ensembles"
+    else:
+        res, names = fusions(a.data, a.hidden), ("tfidf_votes", "propagation", "prior")
+        stem = "xmc_fusions"
+    for name in names:
         best = max(res[name], key=lambda r: r["valid"])
         print(f"{name}: best on valid {best}; shipped valid {res['shipped_valid']:.4f} "
               f"test {res['shipped_test']:.4f}")
-    path = os.path.join(RESULTS, f"xmc_fusions_{bench_size()}_{a.data}.json")
+    path = os.path.join(RESULTS, f"{stem}_{bench_size()}_{a.data}.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(res, f, indent=1)
-
 
 if __name__ == "__main__":
     main()
